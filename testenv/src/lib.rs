@@ -1,0 +1,479 @@
+//! A real Kubernetes control plane for tests and local use: etcd and kube-apiserver, built from
+//! pinned Go modules by `hack/build-tools.sh`, started on loopback with free ports, their own
+//! certificate authorities and an admin client certificate, the way controller-runtime's
+//! envtest starts them.
+//!
+//! - [`ControlPlane::shared`] gives one control plane per test binary, with `crds/` installed.
+//! - [`ControlPlane::start`] starts one with options (used by the `testenv` binary behind
+//!   `make cluster-up`).
+//! - Children are started in their own process group by a supervisor thread that lives as long
+//!   as the process, with a parent-death signal (`setpriv --pdeathsig KILL`): when the test
+//!   process exits or is killed, etcd and kube-apiserver die with it. Dropping a
+//!   [`ControlPlane`] stops them gracefully.
+#![forbid(unsafe_code)]
+
+mod certs;
+mod supervisor;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+
+pub use certs::Pem;
+
+/// How long etcd and kube-apiserver may take to become ready on a loaded 2-core machine.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where the repository lives (this crate is one of its workspace members).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testenv lives inside the repository")
+        .to_path_buf()
+}
+
+/// The directory holding `etcd`, `kube-apiserver`, `kubectl`, `helm` and `kubeconform`.
+///
+/// `TESTENV_BIN_DIR` wins (the Makefile sets it); otherwise `hack/build-tools.sh` is run, which
+/// builds what is missing into its cache and prints the directory.
+pub fn tools_dir() -> anyhow::Result<PathBuf> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(dir) = DIR.get() {
+        return Ok(dir.clone());
+    }
+    let dir = match std::env::var_os("TESTENV_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let script = repo_root().join("hack/build-tools.sh");
+            let out = Command::new("bash")
+                .arg(&script)
+                .args(["etcd", "kube-apiserver", "kubectl"])
+                .stderr(Stdio::inherit())
+                .output()
+                .with_context(|| format!("running {}", script.display()))?;
+            if !out.status.success() {
+                bail!("{} failed ({})", script.display(), out.status);
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
+        }
+    };
+    for tool in ["etcd", "kube-apiserver"] {
+        if !dir.join(tool).is_file() {
+            bail!("{} has no {tool}; run hack/build-tools.sh", dir.display());
+        }
+    }
+    Ok(DIR.get_or_init(|| dir).clone())
+}
+
+/// Options for [`ControlPlane::start`].
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Where to keep data, certificates, logs and the kubeconfig; a fresh temporary directory
+    /// when `None`.
+    pub dir: Option<PathBuf>,
+    /// CRD manifests (files) to install and wait for.
+    pub crds: Vec<PathBuf>,
+    /// Also copy the admin kubeconfig here.
+    pub kubeconfig_out: Option<PathBuf>,
+}
+
+/// A running etcd + kube-apiserver pair.
+pub struct ControlPlane {
+    dir: PathBuf,
+    owns_dir: bool,
+    server: String,
+    ca: Pem,
+    client_ca: certs::TinyCa,
+    kubeconfig_path: PathBuf,
+    kubeconfig_yaml: String,
+    // apiserver first, so it stops before etcd.
+    children: Vec<(String, Child)>,
+}
+
+impl ControlPlane {
+    /// The control plane shared by every test of this test binary, with `crds/` installed.
+    /// Started on first use; its processes die with the test process.
+    pub fn shared() -> &'static ControlPlane {
+        static SHARED: OnceLock<ControlPlane> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let crds = std::fs::read_dir(repo_root().join("crds"))
+                .map(|entries| {
+                    let mut files: Vec<PathBuf> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                        .collect();
+                    files.sort();
+                    files
+                })
+                .unwrap_or_default();
+            // Started on a plain thread: `start` runs its own runtime, which must not nest in
+            // the caller's (tests call this from inside `#[tokio::test]`).
+            std::thread::spawn(move || ControlPlane::start(Options { crds, ..Options::default() }))
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the start thread panicked")))
+                .unwrap_or_else(|e| panic!("could not start the test control plane: {e:#}"))
+        })
+    }
+
+    /// Starts etcd and kube-apiserver, waits until the apiserver is ready and installs the
+    /// CRDs. Blocking; call it outside of an async runtime or from `spawn_blocking`.
+    pub fn start(options: Options) -> anyhow::Result<ControlPlane> {
+        let bin = tools_dir()?;
+        let (dir, owns_dir) = match &options.dir {
+            Some(dir) => (dir.clone(), false),
+            None => (fresh_temp_dir()?, true),
+        };
+        let certs_dir = dir.join("certs");
+        let etcd_dir = dir.join("etcd");
+        // A previous run's state would make a second start of `make cluster-up` inconsistent.
+        let _ = std::fs::remove_dir_all(&etcd_dir);
+        std::fs::create_dir_all(&certs_dir)?;
+        std::fs::create_dir_all(&etcd_dir)?;
+
+        let mut plane = ControlPlane {
+            dir: dir.clone(),
+            owns_dir,
+            server: String::new(),
+            ca: Pem { cert: String::new(), key: String::new() },
+            client_ca: certs::TinyCa::new("testenv-client-ca")?,
+            kubeconfig_path: dir.join("kubeconfig"),
+            kubeconfig_yaml: String::new(),
+            children: Vec::new(),
+        };
+
+        // etcd
+        let (etcd_client, etcd_peer) = (free_port()?, free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{etcd_client}");
+        let etcd_args = vec![
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"),
+            format!("--initial-cluster=default=http://127.0.0.1:{etcd_peer}"),
+            format!("--data-dir={}", etcd_dir.display()),
+            "--unsafe-no-fsync=true".to_string(),
+        ];
+        plane.spawn("etcd", bin.join("etcd"), etcd_args)?;
+        plane.wait_until("etcd", || http_ok(etcd_client, "/health"))?;
+
+        // certificates (envtest's three tiny CAs)
+        let serving_ca = certs::TinyCa::new("testenv-serving-ca")?;
+        let serving = serving_ca.serving_cert()?;
+        let sa = certs::TinyCa::new("testenv-service-accounts")?.pem();
+        plane.ca = serving_ca.pem();
+        let files = [
+            ("apiserver.crt", &serving.cert),
+            ("apiserver.key", &serving.key),
+            ("sa-signer.crt", &sa.cert),
+            ("sa-signer.key", &sa.key),
+            ("client-cert-auth-ca.crt", &plane.client_ca.pem().cert),
+        ];
+        for (name, content) in files {
+            std::fs::write(certs_dir.join(name), content)?;
+        }
+
+        // kube-apiserver
+        let port = free_port()?;
+        plane.server = format!("https://127.0.0.1:{port}");
+        let cert = |name: &str| certs_dir.join(name).display().to_string();
+        let apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            format!("--cert-dir={}", certs_dir.display()),
+            format!("--secure-port={port}"),
+            "--bind-address=127.0.0.1".to_string(),
+            "--service-cluster-ip-range=10.0.0.0/24".to_string(),
+            "--allow-privileged=true".to_string(),
+            "--disable-admission-plugins=ServiceAccount".to_string(),
+            "--authorization-mode=RBAC".to_string(),
+            format!("--service-account-issuer=https://127.0.0.1:{port}/"),
+            format!("--service-account-key-file={}", cert("sa-signer.crt")),
+            format!("--service-account-signing-key-file={}", cert("sa-signer.key")),
+            format!("--client-ca-file={}", cert("client-cert-auth-ca.crt")),
+            "--enable-priority-and-fairness=false".to_string(),
+            "--profiling=false".to_string(),
+        ];
+        // The apiserver goes first in `children` so that it is stopped before etcd.
+        plane.spawn("kube-apiserver", bin.join("kube-apiserver"), apiserver_args)?;
+        plane.children.rotate_right(1);
+
+        let admin = plane.client_ca.client_cert("admin", Some("system:masters"))?;
+        plane.kubeconfig_yaml = plane.kubeconfig_for(&admin);
+        std::fs::write(&plane.kubeconfig_path, &plane.kubeconfig_yaml)?;
+
+        let started = Instant::now();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(plane.wait_ready_and_install(&options.crds))?;
+        eprintln!(
+            "[testenv] control plane ready at {} in {:.1}s (logs in {})",
+            plane.server,
+            started.elapsed().as_secs_f64(),
+            plane.dir.display()
+        );
+        if let Some(out) = &options.kubeconfig_out {
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(out, &plane.kubeconfig_yaml)?;
+        }
+        Ok(plane)
+    }
+
+    /// The apiserver's URL, e.g. `https://127.0.0.1:41234`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Path of the admin (`system:masters`) kubeconfig.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// The admin kubeconfig as YAML.
+    pub fn kubeconfig_yaml(&self) -> &str {
+        &self.kubeconfig_yaml
+    }
+
+    /// The directory with data, certificates and the processes' logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A kubeconfig for another user, authenticated by a client certificate (CN = user,
+    /// O = group); the user has no rights until RBAC grants some.
+    pub fn kubeconfig_for_user(&self, user: &str, group: Option<&str>) -> anyhow::Result<String> {
+        Ok(self.kubeconfig_for(&self.client_ca.client_cert(user, group)?))
+    }
+
+    /// An admin client. Make one per test (a client belongs to the runtime that made it).
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        client_from_yaml(&self.kubeconfig_yaml).await
+    }
+
+    /// A fresh namespace named after the test, and an admin client.
+    pub async fn namespace(&self, test: &str) -> anyhow::Result<(kube::Client, String)> {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let client = self.client().await?;
+        let slug: String = test
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .take(40)
+            .collect();
+        let name = format!(
+            "{}-{}-{}",
+            slug.trim_matches('-'),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let ns = Namespace {
+            metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+        Ok((client, name))
+    }
+
+    /// Installs manifests (server-side apply): CustomResourceDefinitions, each waited for
+    /// until established and served, and cluster-scoped objects such as
+    /// ValidatingAdmissionPolicies and their bindings.
+    pub async fn install_crds(&self, client: &kube::Client, files: &[PathBuf]) -> anyhow::Result<()> {
+        let params = PatchParams::apply("testenv").force();
+        for file in files {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let value: serde_json::Value = serde::Deserialize::deserialize(doc)?;
+                if value.is_null() {
+                    continue;
+                }
+                let object: DynamicObject = serde_json::from_value(value.clone())?;
+                let types = object.types.clone().context("manifest without apiVersion/kind")?;
+                let name = object.metadata.name.clone().context("manifest without a name")?;
+                if types.kind == "CustomResourceDefinition" {
+                    let crd: CustomResourceDefinition = serde_json::from_value(value)?;
+                    install_crd(client, &crd).await.with_context(|| format!("installing {}", file.display()))?;
+                    continue;
+                }
+                let gvk = GroupVersionKind::try_from(&types)?;
+                let (resource, _) = kube::discovery::pinned_kind(client, &gvk).await?;
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+                api.patch(&name, &params, &Patch::Apply(&object))
+                    .await
+                    .with_context(|| format!("installing {} {name} from {}", types.kind, file.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn kubeconfig_for(&self, user: &Pem) -> String {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {}\n    \
+             certificate-authority-data: {}\nusers:\n- name: testenv-user\n  user:\n    \
+             client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: testenv\n  \
+             context:\n    cluster: testenv\n    user: testenv-user\n    namespace: default\n\
+             current-context: testenv\n",
+            self.server,
+            b64(&self.ca.cert),
+            b64(&user.cert),
+            b64(&user.key)
+        )
+    }
+
+    async fn wait_ready_and_install(&mut self, crds: &[PathBuf]) -> anyhow::Result<()> {
+        let client = client_from_yaml(&self.kubeconfig_yaml).await?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            self.check_alive()?;
+            let req = http::Request::get("/readyz").body(Vec::new())?;
+            match client.request_text(req).await {
+                Ok(body) if body.trim() == "ok" => break,
+                _ if Instant::now() > deadline => {
+                    bail!("kube-apiserver not ready after {START_TIMEOUT:?}; {}", self.log_tail("kube-apiserver"))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        // envtest also waits for the default namespace before declaring the plane usable.
+        let namespaces = Api::<Namespace>::all(client.clone());
+        while namespaces.get_opt("default").await?.is_none() {
+            if Instant::now() > deadline {
+                bail!("namespace default never appeared");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.install_crds(&client, crds).await
+    }
+
+    fn spawn(&mut self, name: &str, program: PathBuf, args: Vec<String>) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        let child = supervisor::spawn(supervisor::Spec { program, args, log })
+            .with_context(|| format!("starting {name}"))?;
+        self.children.push((name.to_string(), child));
+        Ok(())
+    }
+
+    fn wait_until(&mut self, name: &str, ready: impl Fn() -> bool) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !ready() {
+            self.check_alive()?;
+            if Instant::now() > deadline {
+                bail!("{name} not ready after {START_TIMEOUT:?}; {}", self.log_tail(name));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.children.len() {
+            if let Some(status) = self.children[i].1.try_wait()? {
+                let name = self.children[i].0.clone();
+                bail!("{name} exited early ({status}); {}", self.log_tail(&name));
+            }
+        }
+        Ok(())
+    }
+
+    fn log_tail(&self, name: &str) -> String {
+        let path = self.dir.join(format!("{name}.log"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        format!("last lines of {}:\n{tail}", path.display())
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            supervisor::stop(child, Duration::from_secs(10));
+        }
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+async fn install_crd(client: &kube::Client, crd: &CustomResourceDefinition) -> anyhow::Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let name = crd.metadata.name.clone().context("CRD without a name")?;
+    api.patch(&name, &PatchParams::apply("testenv").force(), &Patch::Apply(crd)).await?;
+    let established = await_condition(api.clone(), &name, conditions::is_crd_established());
+    tokio::time::timeout(Duration::from_secs(30), established)
+        .await
+        .with_context(|| format!("CRD {name} not established within 30s"))??;
+    // Like envtest, also wait until discovery serves each version.
+    for version in crd.spec.versions.iter().filter(|v| v.served) {
+        let path = format!("/apis/{}/{}", crd.spec.group, version.name);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let req = http::Request::get(&path).body(Vec::new())?;
+            match client.request_text(req).await {
+                Ok(body) if body.contains(&format!("\"{}\"", crd.spec.names.plural)) => break,
+                _ if Instant::now() > deadline => bail!("{path} never served {name}"),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A kube client for a kubeconfig given as YAML.
+pub async fn client_from_yaml(yaml: &str) -> anyhow::Result<kube::Client> {
+    let kubeconfig = Kubeconfig::from_yaml(yaml)?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    config.read_timeout = Some(Duration::from_secs(60));
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn http_ok(port: u16, path: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+}
+
+/// A new directory under the system temp dir, named by pid; directories of processes that no
+/// longer run (killed test binaries) are removed on the way.
+fn fresh_temp_dir() -> anyhow::Result<PathBuf> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let base = std::env::temp_dir().join("checkout-link-operator-testenv");
+    std::fs::create_dir_all(&base)?;
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let pid = name.split('-').next().unwrap_or_default();
+            if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
