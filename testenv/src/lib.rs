@@ -143,6 +143,7 @@ impl ControlPlane {
         let _ = std::fs::remove_dir_all(&etcd_dir);
         std::fs::create_dir_all(&certs_dir)?;
         std::fs::create_dir_all(&etcd_dir)?;
+        let _ = std::fs::remove_file(dir.join("pids"));
 
         let mut plane = ControlPlane {
             dir: dir.clone(),
@@ -362,6 +363,9 @@ impl ControlPlane {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
         let child = supervisor::spawn(supervisor::Spec { program, args, log })
             .with_context(|| format!("starting {name}"))?;
+        // `<dir>/pids` lets people (and the orphan test) find the processes.
+        let mut pids = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("pids"))?;
+        writeln!(pids, "{name} {}", child.id())?;
         self.children.push((name.to_string(), child));
         Ok(())
     }
