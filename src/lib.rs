@@ -2,8 +2,10 @@
 //!
 //! Module map:
 //! - [`crd`]: the `CheckoutLink` resource (spec, status, conditions) and its admission rules. No IO.
+//! - [`polar`]: everything that speaks HTTP to Polar (no Kubernetes).
 #![forbid(unsafe_code)]
 
 pub mod crd;
+pub mod polar;
 
 pub use crd::{CheckoutLink, CheckoutLinkSpec, CheckoutLinkStatus};
