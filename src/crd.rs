@@ -266,7 +266,8 @@ pub struct CheckoutLinkStatus {
 }
 
 /// The CRD as the apiserver receives it.
-pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+pub fn crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     CheckoutLink::crd()
 }
 
@@ -285,7 +286,10 @@ pub fn metadata_policy_yaml() -> String {
     let md = "object.spec.metadata";
     let each = |cond: &str| format!("!has({md}) || {md}.all(k, {cond})");
     let rules = [
-        (each("size(k) >= 1 && size(k) <= 40"), "spec.metadata: keys must have 1 to 40 characters"),
+        (
+            each("size(k) >= 1 && size(k) <= 40"),
+            "spec.metadata: keys must have 1 to 40 characters",
+        ),
         (
             format!("!has({md}) || !('{OWNER_METADATA_KEY}' in {md})"),
             "spec.metadata: the key k8s_checkout_link_uid is reserved for the operator",
@@ -298,11 +302,15 @@ pub fn metadata_policy_yaml() -> String {
             "spec.metadata: values must be strings, integers, numbers or booleans (no objects, lists or nulls)",
         ),
         (
-            each(&format!("type({md}[k]) != string || (size({md}[k]) >= 1 && size({md}[k]) <= 500)")),
+            each(&format!(
+                "type({md}[k]) != string || (size({md}[k]) >= 1 && size({md}[k]) <= 500)"
+            )),
             "spec.metadata: string values must have 1 to 500 characters",
         ),
         (
-            each(&format!("type({md}[k]) != string || !{md}[k].contains('\\u0000')")),
+            each(&format!(
+                "type({md}[k]) != string || !{md}[k].contains('\\u0000')"
+            )),
             "spec.metadata: string values must not contain NUL characters",
         ),
     ];
@@ -329,7 +337,8 @@ pub fn metadata_policy_yaml() -> String {
         "metadata": {"name": METADATA_POLICY},
         "spec": {"policyName": METADATA_POLICY, "validationActions": ["Deny"]}
     });
-    let to_yaml = |v: &serde_json::Value| serde_yaml::to_string(v).expect("JSON values serialise to YAML");
+    let to_yaml =
+        |v: &serde_json::Value| serde_yaml::to_string(v).expect("JSON values serialise to YAML");
     format!("{}---\n{}", to_yaml(&policy), to_yaml(&binding))
 }
 

@@ -2,7 +2,10 @@
 
 #[test]
 fn the_committed_crd_equals_what_crdgen_prints() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/checkoutlinks.polar.sh.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/checkoutlinks.polar.sh.yaml"
+    );
     let committed = std::fs::read_to_string(path).expect("crds/checkoutlinks.polar.sh.yaml exists");
     let generated = checkout_link_operator::crd::crd_yaml();
     assert!(
@@ -13,7 +16,10 @@ fn the_committed_crd_equals_what_crdgen_prints() {
 
 #[test]
 fn the_committed_metadata_policy_equals_what_crdgen_prints() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/checkoutlinks.polar.sh-metadata-policy.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/checkoutlinks.polar.sh-metadata-policy.yaml"
+    );
     let committed = std::fs::read_to_string(path).expect("the policy file exists");
     assert!(
         committed == checkout_link_operator::crd::metadata_policy_yaml(),
@@ -32,7 +38,13 @@ fn the_crd_uses_the_contract_names() {
     assert_eq!(crd.spec.names.categories, Some(vec!["polar".to_string()]));
     assert_eq!(crd.spec.versions.len(), 1);
     assert_eq!(crd.spec.versions[0].name, "v1alpha1");
-    assert!(crd.spec.versions[0].subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+    assert!(
+        crd.spec.versions[0]
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
 }
 
 /// Every property in the schema carries a description, so `kubectl explain` documents it.
@@ -42,7 +54,8 @@ fn every_field_of_the_schema_has_a_description() {
         if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
             for (name, prop) in props {
                 let here = format!("{path}.{name}");
-                let top_level_meta = path == "" && (name == "apiVersion" || name == "kind" || name == "metadata");
+                let top_level_meta =
+                    path.is_empty() && (name == "apiVersion" || name == "kind" || name == "metadata");
                 if prop.get("description").is_none() && !top_level_meta {
                     missing.push(here.clone());
                 }
@@ -57,5 +70,8 @@ fn every_field_of_the_schema_has_a_description() {
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     let mut missing = Vec::new();
     walk("", schema, &mut missing);
-    assert!(missing.is_empty(), "fields without a description: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "fields without a description: {missing:?}"
+    );
 }

@@ -28,8 +28,8 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::GroupVersionKind;
 use kube::runtime::wait::{await_condition, conditions};
 
 pub use certs::Pem;
@@ -122,10 +122,15 @@ impl ControlPlane {
                 .unwrap_or_default();
             // Started on a plain thread: `start` runs its own runtime, which must not nest in
             // the caller's (tests call this from inside `#[tokio::test]`).
-            std::thread::spawn(move || ControlPlane::start(Options { crds, ..Options::default() }))
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the start thread panicked")))
-                .unwrap_or_else(|e| panic!("could not start the test control plane: {e:#}"))
+            std::thread::spawn(move || {
+                ControlPlane::start(Options {
+                    crds,
+                    ..Options::default()
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the start thread panicked")))
+            .unwrap_or_else(|e| panic!("could not start the test control plane: {e:#}"))
         })
     }
 
@@ -149,7 +154,10 @@ impl ControlPlane {
             dir: dir.clone(),
             owns_dir,
             server: String::new(),
-            ca: Pem { cert: String::new(), key: String::new() },
+            ca: Pem {
+                cert: String::new(),
+                key: String::new(),
+            },
             client_ca: certs::TinyCa::new("testenv-client-ca")?,
             kubeconfig_path: dir.join("kubeconfig"),
             kubeconfig_yaml: String::new(),
@@ -202,7 +210,10 @@ impl ControlPlane {
             "--authorization-mode=RBAC".to_string(),
             format!("--service-account-issuer=https://127.0.0.1:{port}/"),
             format!("--service-account-key-file={}", cert("sa-signer.crt")),
-            format!("--service-account-signing-key-file={}", cert("sa-signer.key")),
+            format!(
+                "--service-account-signing-key-file={}",
+                cert("sa-signer.key")
+            ),
             format!("--client-ca-file={}", cert("client-cert-auth-ca.crt")),
             "--enable-priority-and-fairness=false".to_string(),
             "--profiling=false".to_string(),
@@ -211,12 +222,16 @@ impl ControlPlane {
         plane.spawn("kube-apiserver", bin.join("kube-apiserver"), apiserver_args)?;
         plane.children.rotate_right(1);
 
-        let admin = plane.client_ca.client_cert("admin", Some("system:masters"))?;
+        let admin = plane
+            .client_ca
+            .client_cert("admin", Some("system:masters"))?;
         plane.kubeconfig_yaml = plane.kubeconfig_for(&admin);
         std::fs::write(&plane.kubeconfig_path, &plane.kubeconfig_yaml)?;
 
         let started = Instant::now();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(plane.wait_ready_and_install(&options.crds))?;
         eprintln!(
             "[testenv] control plane ready at {} in {:.1}s (logs in {})",
@@ -281,31 +296,50 @@ impl ControlPlane {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let ns = Namespace {
-            metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..ObjectMeta::default()
+            },
             ..Namespace::default()
         };
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
         Ok((client, name))
     }
 
     /// Installs manifests (server-side apply): CustomResourceDefinitions, each waited for
     /// until established and served, and cluster-scoped objects such as
     /// ValidatingAdmissionPolicies and their bindings.
-    pub async fn install_crds(&self, client: &kube::Client, files: &[PathBuf]) -> anyhow::Result<()> {
+    pub async fn install_crds(
+        &self,
+        client: &kube::Client,
+        files: &[PathBuf],
+    ) -> anyhow::Result<()> {
         let params = PatchParams::apply("testenv").force();
         for file in files {
-            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
             for doc in serde_yaml::Deserializer::from_str(&text) {
                 let value: serde_json::Value = serde::Deserialize::deserialize(doc)?;
                 if value.is_null() {
                     continue;
                 }
                 let object: DynamicObject = serde_json::from_value(value.clone())?;
-                let types = object.types.clone().context("manifest without apiVersion/kind")?;
-                let name = object.metadata.name.clone().context("manifest without a name")?;
+                let types = object
+                    .types
+                    .clone()
+                    .context("manifest without apiVersion/kind")?;
+                let name = object
+                    .metadata
+                    .name
+                    .clone()
+                    .context("manifest without a name")?;
                 if types.kind == "CustomResourceDefinition" {
                     let crd: CustomResourceDefinition = serde_json::from_value(value)?;
-                    install_crd(client, &crd).await.with_context(|| format!("installing {}", file.display()))?;
+                    install_crd(client, &crd)
+                        .await
+                        .with_context(|| format!("installing {}", file.display()))?;
                     continue;
                 }
                 let gvk = GroupVersionKind::try_from(&types)?;
@@ -313,7 +347,9 @@ impl ControlPlane {
                 let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
                 api.patch(&name, &params, &Patch::Apply(&object))
                     .await
-                    .with_context(|| format!("installing {} {name} from {}", types.kind, file.display()))?;
+                    .with_context(|| {
+                        format!("installing {} {name} from {}", types.kind, file.display())
+                    })?;
             }
         }
         Ok(())
@@ -343,7 +379,10 @@ impl ControlPlane {
             match client.request_text(req).await {
                 Ok(body) if body.trim() == "ok" => break,
                 _ if Instant::now() > deadline => {
-                    bail!("kube-apiserver not ready after {START_TIMEOUT:?}; {}", self.log_tail("kube-apiserver"))
+                    bail!(
+                        "kube-apiserver not ready after {START_TIMEOUT:?}; {}",
+                        self.log_tail("kube-apiserver")
+                    )
                 }
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -364,7 +403,10 @@ impl ControlPlane {
         let child = supervisor::spawn(supervisor::Spec { program, args, log })
             .with_context(|| format!("starting {name}"))?;
         // `<dir>/pids` lets people (and the orphan test) find the processes.
-        let mut pids = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("pids"))?;
+        let mut pids = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("pids"))?;
         writeln!(pids, "{name} {}", child.id())?;
         self.children.push((name.to_string(), child));
         Ok(())
@@ -375,7 +417,10 @@ impl ControlPlane {
         while !ready() {
             self.check_alive()?;
             if Instant::now() > deadline {
-                bail!("{name} not ready after {START_TIMEOUT:?}; {}", self.log_tail(name));
+                bail!(
+                    "{name} not ready after {START_TIMEOUT:?}; {}",
+                    self.log_tail(name)
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -415,7 +460,12 @@ impl Drop for ControlPlane {
 async fn install_crd(client: &kube::Client, crd: &CustomResourceDefinition) -> anyhow::Result<()> {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     let name = crd.metadata.name.clone().context("CRD without a name")?;
-    api.patch(&name, &PatchParams::apply("testenv").force(), &Patch::Apply(crd)).await?;
+    api.patch(
+        &name,
+        &PatchParams::apply("testenv").force(),
+        &Patch::Apply(crd),
+    )
+    .await?;
     let established = await_condition(api.clone(), &name, conditions::is_crd_established());
     tokio::time::timeout(Duration::from_secs(30), established)
         .await
@@ -439,7 +489,8 @@ async fn install_crd(client: &kube::Client, crd: &CustomResourceDefinition) -> a
 /// A kube client for a kubeconfig given as YAML.
 pub async fn client_from_yaml(yaml: &str) -> anyhow::Result<kube::Client> {
     let kubeconfig = Kubeconfig::from_yaml(yaml)?;
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     config.read_timeout = Some(Duration::from_secs(60));
     Ok(kube::Client::try_from(config)?)
 }
@@ -477,7 +528,11 @@ fn fresh_temp_dir() -> anyhow::Result<PathBuf> {
             }
         }
     }
-    let dir = base.join(format!("{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let dir = base.join(format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

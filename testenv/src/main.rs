@@ -10,7 +10,10 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut options = testenv::Options::default();
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| anyhow::anyhow!("{arg} needs a value"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| anyhow::anyhow!("{arg} needs a value"))
+        };
         match arg.as_str() {
             "--dir" => options.dir = Some(PathBuf::from(value()?)),
             "--kubeconfig" => options.kubeconfig_out = Some(PathBuf::from(value()?)),
@@ -24,7 +27,9 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             "-h" | "--help" => {
-                println!("testenv [--dir DIR] [--kubeconfig PATH] [--crds DIR]\n\nStarts etcd and kube-apiserver on loopback and runs until interrupted.");
+                println!(
+                    "testenv [--dir DIR] [--kubeconfig PATH] [--crds DIR]\n\nStarts etcd and kube-apiserver on loopback and runs until interrupted."
+                );
                 return Ok(());
             }
             other => anyhow::bail!("unknown argument {other}"),
@@ -36,7 +41,9 @@ fn main() -> anyhow::Result<()> {
     let plane = testenv::ControlPlane::start(options)?;
     println!("control plane ready: {}", plane.server());
     println!("kubeconfig: {}", plane.kubeconfig_path().display());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

@@ -47,7 +47,9 @@ fn supervisor() -> &'static Mutex<Sender<Request>> {
 }
 
 fn spawn_here(spec: Spec) -> std::io::Result<Child> {
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].into_iter().find(|p| Path::new(p).exists());
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
     let mut command = match setpriv {
         Some(setpriv) => {
             let mut c = Command::new(setpriv);
@@ -73,7 +75,8 @@ pub fn spawn(spec: Spec) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("supervisor lock poisoned"))?
         .send((spec, tx))
         .map_err(|_| std::io::Error::other("supervisor thread is gone"))?;
-    rx.recv().map_err(|_| std::io::Error::other("supervisor thread is gone"))?
+    rx.recv()
+        .map_err(|_| std::io::Error::other("supervisor thread is gone"))?
 }
 
 /// SIGTERM to the child's process group, then SIGKILL after `grace`.

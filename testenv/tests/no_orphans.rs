@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 fn alive(pid: u32) -> bool {
     // A zombie has exited; it only waits for its new parent to reap it.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"),
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        }
         Err(_) => false,
     }
 }
@@ -28,8 +33,14 @@ fn a_killed_owner_leaves_no_etcd_or_apiserver_behind() {
 
     let deadline = Instant::now() + Duration::from_secs(120);
     while !kubeconfig.exists() {
-        assert!(owner.try_wait().unwrap().is_none(), "testenv exited before it was ready");
-        assert!(Instant::now() < deadline, "the control plane did not start in time");
+        assert!(
+            owner.try_wait().unwrap().is_none(),
+            "testenv exited before it was ready"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the control plane did not start in time"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let pids: Vec<(String, u32)> = std::fs::read_to_string(dir.join("pids"))
@@ -41,7 +52,10 @@ fn a_killed_owner_leaves_no_etcd_or_apiserver_behind() {
         })
         .collect();
     assert_eq!(pids.len(), 2, "expected etcd and kube-apiserver: {pids:?}");
-    assert!(pids.iter().all(|(_, pid)| alive(*pid)), "children should run while the owner does");
+    assert!(
+        pids.iter().all(|(_, pid)| alive(*pid)),
+        "children should run while the owner does"
+    );
 
     owner.kill().unwrap(); // SIGKILL: no Drop, no signal handler
     owner.wait().unwrap();
