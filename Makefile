@@ -10,7 +10,7 @@ LOCAL := $(REPO)/.local
 # cache outside the repository; hack/build-tools.sh builds what is missing and prints the dir.
 TOOLS_BIN = $(shell bash hack/build-tools.sh | tail -n 1)
 
--include emulator/emulator.mk
+include emulator/emulator.mk
 
 .PHONY: help
 help: ## list the targets

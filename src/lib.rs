@@ -5,7 +5,14 @@
 //! - [`polar`]: everything that speaks HTTP to Polar (no Kubernetes).
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod crd;
+pub mod error;
+pub mod metrics;
 pub mod polar;
+pub mod reconcile;
+pub mod server;
+pub mod share_url;
+pub mod telemetry;
 
 pub use crd::{CheckoutLink, CheckoutLinkSpec, CheckoutLinkStatus};

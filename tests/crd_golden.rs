@@ -54,8 +54,8 @@ fn every_field_of_the_schema_has_a_description() {
         if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
             for (name, prop) in props {
                 let here = format!("{path}.{name}");
-                let top_level_meta =
-                    path.is_empty() && (name == "apiVersion" || name == "kind" || name == "metadata");
+                let top_level_meta = path.is_empty()
+                    && (name == "apiVersion" || name == "kind" || name == "metadata");
                 if prop.get("description").is_none() && !top_level_meta {
                     missing.push(here.clone());
                 }

@@ -1,0 +1,266 @@
+//! Test controls under `/__emulator/` (no auth, not counted, not logged), and
+//! the same operations for the in-process handle.
+
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::app::Shared;
+use crate::faults::FaultRule;
+use crate::http::{self, Resp};
+use crate::json::J;
+use crate::model::Link;
+use crate::state::Store;
+use crate::validate::metadata;
+
+impl Shared {
+    pub fn archive_product(&self, id: &str) -> anyhow::Result<()> {
+        let id: Uuid = id.parse().context("product id is not a UUID")?;
+        let mut store = self.store.lock().expect("store lock");
+        if !store.archive_product(id, Utc::now()) {
+            bail!("no product {id}");
+        }
+        Ok(())
+    }
+
+    pub fn edit_link(&self, id: &str, patch: &Value) -> anyhow::Result<()> {
+        let id: Uuid = id.parse().context("link id is not a UUID")?;
+        let mut store = self.store.lock().expect("store lock");
+        let mut link = store
+            .links
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| anyhow!("no checkout link {id}"))?;
+        let Value::Object(fields) = patch else {
+            bail!("the edit must be a JSON object of checkout-link fields");
+        };
+        for (name, value) in fields {
+            apply_field(&store, &mut link, name, value).with_context(|| format!("field {name}"))?;
+        }
+        link.modified_at = Some(Utc::now());
+        let reorder = store.links[&id].created_at != link.created_at;
+        let old_secret = store.links[&id].client_secret.clone();
+        if old_secret != link.client_secret {
+            store.secrets.remove(&old_secret);
+            store.secrets.insert(link.client_secret.clone(), id);
+        }
+        store.links.insert(id, link);
+        if reorder {
+            let Store {
+                link_order, links, ..
+            } = &mut *store;
+            link_order.sort_by_key(|l| links[l].created_at);
+        }
+        Ok(())
+    }
+
+    pub fn delete_link(&self, id: &str) -> anyhow::Result<()> {
+        let id: Uuid = id.parse().context("link id is not a UUID")?;
+        let mut store = self.store.lock().expect("store lock");
+        if !store.soft_delete(id, Utc::now()) {
+            bail!("no live checkout link {id}");
+        }
+        Ok(())
+    }
+
+    /// The link as `GET` returns it; `None` if absent or deleted.
+    pub fn link(&self, id: &str) -> Option<Value> {
+        let id: Uuid = id.parse().ok()?;
+        let store = self.store.lock().expect("store lock");
+        let link = store.links.get(&id).filter(|l| l.deleted_at.is_none())?;
+        Some(to_value(&store, link, false))
+    }
+
+    /// The stored link, soft-deleted ones included, with `deleted_at`.
+    pub fn stored_link(&self, id: &str) -> Option<Value> {
+        let id: Uuid = id.parse().ok()?;
+        let store = self.store.lock().expect("store lock");
+        let link = store.links.get(&id)?;
+        Some(to_value(&store, link, true))
+    }
+
+    pub fn links(&self, include_deleted: bool) -> Vec<Value> {
+        let store = self.store.lock().expect("store lock");
+        store
+            .link_order
+            .iter()
+            .map(|id| &store.links[id])
+            .filter(|l| include_deleted || l.deleted_at.is_none())
+            .map(|l| to_value(&store, l, include_deleted))
+            .collect()
+    }
+
+    /// Back to the seed: links, faults, counters and the log are cleared.
+    pub fn reset(&self) {
+        *self.store.lock().expect("store lock") =
+            Store::from_seed(&self.seed, self.url_template.clone());
+        self.faults.set(Vec::new());
+        self.counters.reset();
+        self.log.clear();
+    }
+}
+
+fn to_value(store: &Store, link: &Link, admin: bool) -> Value {
+    let raw = store.render_link(link, &link.products, admin);
+    serde_json::from_str(raw.get()).expect("rendered link is JSON")
+}
+
+fn opt_string(v: &Value) -> anyhow::Result<Option<String>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => bail!("expected a string or null"),
+    }
+}
+
+fn opt_int(v: &Value) -> anyhow::Result<Option<i64>> {
+    match v {
+        Value::Null => Ok(None),
+        _ => v.as_i64().map(Some).context("expected an integer or null"),
+    }
+}
+
+fn uuid(v: &Value) -> anyhow::Result<Uuid> {
+    v.as_str()
+        .context("expected a UUID string")?
+        .parse()
+        .context("expected a UUID")
+}
+
+/// Sets one Polar field without Polar's validation.
+fn apply_field(store: &Store, link: &mut Link, name: &str, v: &Value) -> anyhow::Result<()> {
+    match name {
+        "label" => link.label = opt_string(v)?,
+        "success_url" => link.success_url = opt_string(v)?,
+        "return_url" => link.return_url = opt_string(v)?,
+        "trial_interval" => link.trial_interval = opt_string(v)?,
+        "trial_interval_count" => link.trial_interval_count = opt_int(v)?,
+        "seats" => link.seats = opt_int(v)?,
+        "units" => link.units = opt_int(v)?,
+        "allow_discount_codes" => {
+            link.allow_discount_codes = v.as_bool().context("expected a boolean")?
+        }
+        "require_billing_address" => {
+            link.require_billing_address = v.as_bool().context("expected a boolean")?
+        }
+        "discount_id" => link.discount_id = if v.is_null() { None } else { Some(uuid(v)?) },
+        "organization_id" => link.organization_id = uuid(v)?,
+        "client_secret" => link.client_secret = opt_string(v)?.context("expected a string")?,
+        "created_at" => {
+            link.created_at = v
+                .as_str()
+                .context("expected an RFC 3339 timestamp")?
+                .parse::<DateTime<Utc>>()
+                .context("expected an RFC 3339 timestamp")?
+        }
+        "metadata" => {
+            link.metadata = metadata::metadata(&J::from_value(v), false)
+                .map_err(|_| anyhow!("expected an object of string, number or boolean values"))?;
+        }
+        "products" => {
+            let ids: Vec<Uuid> = v
+                .as_array()
+                .context("expected a list of product ids")?
+                .iter()
+                .map(uuid)
+                .collect::<Result<_, _>>()?;
+            if let Some(unknown) = ids.iter().find(|id| !store.products.contains_key(id)) {
+                bail!("unknown product {unknown}");
+            }
+            link.products = ids;
+        }
+        _ => bail!("not a checkout-link field this control can set"),
+    }
+    Ok(())
+}
+
+fn detail(status: StatusCode, msg: impl std::fmt::Display) -> Resp {
+    http::json(status, &json!({ "detail": msg.to_string() }))
+}
+
+fn result(r: anyhow::Result<()>, ok: StatusCode) -> Resp {
+    match r {
+        Ok(()) => http::empty(ok),
+        Err(e) if e.to_string().starts_with("no ") => {
+            detail(StatusCode::NOT_FOUND, format!("{e:#}"))
+        }
+        Err(e) => detail(StatusCode::BAD_REQUEST, format!("{e:#}")),
+    }
+}
+
+async fn json_body(body: Incoming) -> Result<Value, Resp> {
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| detail(StatusCode::BAD_REQUEST, e))?
+        .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| detail(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
+}
+
+pub async fn handle(shared: &Shared, method: &Method, path: &str, body: Incoming) -> Resp {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(2).collect();
+    match (method, segments.as_slice()) {
+        (&Method::POST, ["products", id, "archive"]) => {
+            result(shared.archive_product(id), StatusCode::NO_CONTENT)
+        }
+        (&Method::GET, ["checkout-links"]) => http::json(StatusCode::OK, &shared.links(true)),
+        (&Method::GET, ["checkout-links", id]) => match shared.stored_link(id) {
+            Some(v) => http::json(StatusCode::OK, &v),
+            None => detail(StatusCode::NOT_FOUND, format!("no checkout link {id}")),
+        },
+        (&Method::PATCH, ["checkout-links", id]) => {
+            let patch = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            match shared.edit_link(id, &patch) {
+                Ok(()) => http::json(StatusCode::OK, &shared.stored_link(id)),
+                Err(e) => result(Err(e), StatusCode::OK),
+            }
+        }
+        (&Method::DELETE, ["checkout-links", id]) => {
+            result(shared.delete_link(id), StatusCode::NO_CONTENT)
+        }
+        (&Method::GET, ["faults"]) => http::json(StatusCode::OK, &shared.faults.get()),
+        (&Method::PUT, ["faults"]) => {
+            let rules = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            match serde_json::from_value::<Vec<FaultRule>>(rules) {
+                Ok(rules) => {
+                    shared.faults.set(rules);
+                    http::empty(StatusCode::NO_CONTENT)
+                }
+                Err(e) => detail(
+                    StatusCode::BAD_REQUEST,
+                    format!("expected a list of fault rules: {e}"),
+                ),
+            }
+        }
+        (&Method::DELETE, ["faults"]) => {
+            shared.faults.set(Vec::new());
+            http::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::GET, ["counters"]) => http::json(StatusCode::OK, &shared.counters.snapshot()),
+        (&Method::DELETE, ["counters"]) => {
+            shared.counters.reset();
+            http::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::GET, ["requests"]) => http::json(StatusCode::OK, &shared.log.entries()),
+        (&Method::DELETE, ["requests"]) => {
+            shared.log.clear();
+            http::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::POST, ["reset"]) => {
+            shared.reset();
+            http::empty(StatusCode::NO_CONTENT)
+        }
+        _ => detail(StatusCode::NOT_FOUND, "no such emulator control"),
+    }
+}

@@ -1,0 +1,76 @@
+//! Request counters (by method and route template) and the request log.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// One request as the emulator saw it. The `Authorization` value is never kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestLogEntry {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The route template, when a route matched.
+    pub route: Option<String>,
+    /// 0 when no response was sent (timeout or dropped connection).
+    pub status: u16,
+    pub organization_id: Option<String>,
+    pub user_id: Option<String>,
+    /// The injected fault, if any: `latency`, `timeout`, `status`, `429`, `drop`.
+    pub fault: Option<String>,
+    pub timestamp: String,
+    pub duration_ms: f64,
+}
+
+pub const LOG_CAPACITY: usize = 10_000;
+
+#[derive(Default)]
+pub struct Counters(Mutex<HashMap<String, u64>>);
+
+impl Counters {
+    pub fn hit(&self, method: &str, template: &str) {
+        let key = format!("{method} {template}");
+        *self
+            .0
+            .lock()
+            .expect("counters lock")
+            .entry(key)
+            .or_insert(0) += 1;
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0
+            .lock()
+            .expect("counters lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    pub fn reset(&self) {
+        self.0.lock().expect("counters lock").clear();
+    }
+}
+
+/// The last [`LOG_CAPACITY`] requests.
+#[derive(Default)]
+pub struct RequestLog(Mutex<VecDeque<RequestLogEntry>>);
+
+impl RequestLog {
+    pub fn push(&self, entry: RequestLogEntry) {
+        let mut log = self.0.lock().expect("log lock");
+        if log.len() == LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(entry);
+    }
+
+    pub fn entries(&self) -> Vec<RequestLogEntry> {
+        self.0.lock().expect("log lock").iter().cloned().collect()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().expect("log lock").clear();
+    }
+}

@@ -1,0 +1,275 @@
+//! Read endpoints the operator resolves references with: products,
+//! discounts and organisations.
+
+use std::cmp::Ordering;
+
+use hyper::StatusCode;
+
+use crate::auth::{Principal, require, scopes};
+use crate::http::{self, Resp};
+use crate::model::{Discount, PriceKind, Product};
+use crate::render;
+use crate::routes::{Ctx, list_response, path_id};
+use crate::validate::query::{self, Page, enum_list, opt_bool, uuid_list};
+
+type ListParams<'a> = (&'a Principal, Page, Vec<(String, bool)>);
+
+/// Runs the common steps of a list: scopes, pagination and sorting.
+fn list_params<'a>(
+    ctx: &'a Ctx,
+    required: &[&str],
+    properties: &[&str],
+    default_sort: &[&str],
+    extra: impl FnOnce(&mut Vec<crate::errors::ErrorItem>),
+) -> Result<ListParams<'a>, Resp> {
+    let who = require(ctx.principal, required)?;
+    let mut errors = Vec::new();
+    let page = query::pagination(&ctx.query, &mut errors);
+    let sorting = query::sorting(&ctx.query, properties, default_sort, &mut errors);
+    extra(&mut errors);
+    if !errors.is_empty() {
+        return Err(http::request_validation(&errors));
+    }
+    Ok((who, page, sorting))
+}
+
+fn page_of<T>(items: Vec<T>, page: Page) -> (Vec<T>, usize) {
+    let total = items.len();
+    (
+        items
+            .into_iter()
+            .skip(page.offset())
+            .take(page.limit)
+            .collect(),
+        total,
+    )
+}
+
+fn sort_by<T>(
+    items: &mut [&T],
+    sorting: &[(String, bool)],
+    key: impl Fn(&T, &T, &str) -> Ordering,
+) {
+    items.sort_by(|a, b| {
+        sorting
+            .iter()
+            .map(|(p, desc)| {
+                let o = key(a, b, p);
+                if *desc { o.reverse() } else { o }
+            })
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    });
+}
+
+const PRODUCT_SORT: &[&str] = &["created_at", "name", "price_amount_type", "price_amount"];
+const VISIBILITY: &[&str] = &["draft", "private", "public"];
+
+fn first_amount(p: &Product) -> (String, i64) {
+    match p.prices.first().map(|pr| &pr.kind) {
+        Some(PriceKind::Fixed { amount }) => ("fixed".into(), *amount),
+        Some(PriceKind::Custom { minimum, .. }) => ("custom".into(), *minimum),
+        Some(PriceKind::SeatBased { .. }) => ("seat_based".into(), 0),
+        Some(PriceKind::MeteredUnit { .. }) => ("metered_unit".into(), 0),
+        Some(PriceKind::Unit { amount, .. }) => ("unit".into(), *amount),
+        Some(PriceKind::Free) | None => ("fixed".into(), 0),
+    }
+}
+
+pub fn list_products(ctx: &Ctx) -> Resp {
+    let mut filters = (None, None, None, None, None);
+    let (who, page, sorting) = match list_params(
+        ctx,
+        scopes::PRODUCTS_READ,
+        PRODUCT_SORT,
+        &["-created_at"],
+        |errors| {
+            filters.0 = uuid_list(&ctx.query, "id", errors);
+            filters.1 = uuid_list(&ctx.query, "organization_id", errors);
+            filters.2 = opt_bool(&ctx.query, "is_archived", errors);
+            filters.3 = opt_bool(&ctx.query, "is_recurring", errors);
+            filters.4 = enum_list(&ctx.query, "visibility", VISIBILITY, errors);
+        },
+    ) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (ids, orgs, archived, recurring, visibility) = filters;
+    let text = ctx.query.last("query").map(str::to_lowercase);
+    let store = ctx.shared.store.lock().expect("store lock");
+    let mut items: Vec<&Product> = store
+        .product_order
+        .iter()
+        .filter_map(|id| store.products.get(id))
+        .filter(|p| who.can_access(p.organization_id))
+        .filter(|p| ids.as_ref().is_none_or(|ids| ids.contains(&p.id)))
+        .filter(|p| orgs.as_ref().is_none_or(|o| o.contains(&p.organization_id)))
+        .filter(|p| archived.is_none_or(|a| p.is_archived == a))
+        .filter(|p| recurring.is_none_or(|r| p.is_recurring() == r))
+        .filter(|p| {
+            visibility
+                .as_ref()
+                .is_none_or(|v| v.contains(&p.visibility))
+        })
+        .filter(|p| {
+            text.as_ref()
+                .is_none_or(|t| p.name.to_lowercase().contains(t.as_str()))
+        })
+        .collect();
+    sort_by(&mut items, &sorting, |a, b, prop| match prop {
+        "name" => a.name.cmp(&b.name),
+        "price_amount_type" => first_amount(a).0.cmp(&first_amount(b).0),
+        "price_amount" => first_amount(a).1.cmp(&first_amount(b).1),
+        _ => a.created_at.cmp(&b.created_at),
+    });
+    let (items, total) = page_of(items, page);
+    let raws: Vec<_> = items
+        .iter()
+        .map(|p| &store.catalog.product_full[&p.id])
+        .collect();
+    list_response(&raws, total, page)
+}
+
+fn get_one(
+    ctx: &Ctx,
+    required: &[&str],
+    find: impl FnOnce(&Principal, uuid::Uuid) -> Option<Resp>,
+) -> Resp {
+    let who = match require(ctx.principal, required) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match path_id(ctx) {
+        Ok(id) => find(who, id).unwrap_or_else(http::resource_not_found),
+        Err(e) => http::request_validation(&[e]),
+    }
+}
+
+pub fn get_product(ctx: &Ctx) -> Resp {
+    get_one(ctx, scopes::PRODUCTS_READ, |who, id| {
+        let store = ctx.shared.store.lock().expect("store lock");
+        let p = store
+            .products
+            .get(&id)
+            .filter(|p| who.can_access(p.organization_id))?;
+        Some(http::json_bytes(
+            StatusCode::OK,
+            store.catalog.product_full[&p.id].get().as_bytes().to_vec(),
+        ))
+    })
+}
+
+const DISCOUNT_SORT: &[&str] = &["created_at", "name", "code", "redemptions_count", "ends_at"];
+
+pub fn list_discounts(ctx: &Ctx) -> Resp {
+    let mut orgs = None;
+    let (who, page, sorting) = match list_params(
+        ctx,
+        scopes::DISCOUNTS_READ,
+        DISCOUNT_SORT,
+        &["-created_at"],
+        |errors| {
+            orgs = uuid_list(&ctx.query, "organization_id", errors);
+        },
+    ) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let text = ctx.query.last("query");
+    let store = ctx.shared.store.lock().expect("store lock");
+    // name LIKE %q% (case-sensitive) OR code ILIKE %q%.
+    let matches = |d: &Discount, q: &str| {
+        d.name.contains(q)
+            || d.code
+                .as_ref()
+                .is_some_and(|c| c.to_lowercase().contains(&q.to_lowercase()))
+    };
+    let mut items: Vec<&Discount> = store
+        .discount_order
+        .iter()
+        .filter_map(|id| store.discounts.get(id))
+        .filter(|d| who.can_access(d.organization_id))
+        .filter(|d| orgs.as_ref().is_none_or(|o| o.contains(&d.organization_id)))
+        .filter(|d| text.is_none_or(|q| matches(d, q)))
+        .collect();
+    sort_by(&mut items, &sorting, |a, b, prop| match prop {
+        "name" => a.name.cmp(&b.name),
+        "code" => a.code.cmp(&b.code),
+        "redemptions_count" | "ends_at" => Ordering::Equal,
+        _ => a.created_at.cmp(&b.created_at),
+    });
+    let (items, total) = page_of(items, page);
+    let raws: Vec<_> = items
+        .iter()
+        .map(|d| &store.catalog.discount_full[&d.id])
+        .collect();
+    list_response(&raws, total, page)
+}
+
+pub fn get_discount(ctx: &Ctx) -> Resp {
+    get_one(ctx, scopes::DISCOUNTS_READ, |who, id| {
+        let store = ctx.shared.store.lock().expect("store lock");
+        let d = store
+            .discounts
+            .get(&id)
+            .filter(|d| who.can_access(d.organization_id))?;
+        Some(http::json_bytes(
+            StatusCode::OK,
+            store.catalog.discount_full[&d.id].get().as_bytes().to_vec(),
+        ))
+    })
+}
+
+const ORGANIZATION_SORT: &[&str] = &[
+    "created_at",
+    "slug",
+    "name",
+    "next_review_threshold",
+    "days_in_status",
+];
+
+pub fn list_organizations(ctx: &Ctx) -> Resp {
+    let (who, page, sorting) = match list_params(
+        ctx,
+        scopes::ORGANIZATIONS_READ,
+        ORGANIZATION_SORT,
+        &["created_at"],
+        |_| {},
+    ) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let slug = ctx.query.last("slug");
+    let store = ctx.shared.store.lock().expect("store lock");
+    let mut items: Vec<_> = store
+        .organizations
+        .iter()
+        .filter(|o| who.can_access(o.id) && slug.is_none_or(|s| o.slug == s))
+        .collect();
+    sort_by(&mut items, &sorting, |a, b, prop| match prop {
+        "slug" => a.slug.cmp(&b.slug),
+        "name" => a.name.cmp(&b.name),
+        "created_at" => a.created_at.cmp(&b.created_at),
+        _ => Ordering::Equal,
+    });
+    let (items, total) = page_of(items, page);
+    let raws: Vec<_> = items
+        .iter()
+        .map(|o| {
+            serde_json::value::to_raw_value(&render::organization(o))
+                .expect("organization serialises")
+        })
+        .collect();
+    list_response(&raws, total, page)
+}
+
+pub fn get_organization(ctx: &Ctx) -> Resp {
+    get_one(ctx, scopes::ORGANIZATIONS_READ, |who, id| {
+        let store = ctx.shared.store.lock().expect("store lock");
+        let o = store
+            .organizations
+            .iter()
+            .find(|o| o.id == id && who.can_access(o.id))?;
+        Some(http::json(StatusCode::OK, &render::organization(o)))
+    })
+}

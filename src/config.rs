@@ -1,0 +1,270 @@
+//! The operator's configuration: one clap-derive [`Config`], every flag with an environment
+//! variable fallback (`CHECKOUT_LINK_OPERATOR_<FLAG>`), and the [`Settings`] the controller
+//! runs with (what tests build directly).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::reconcile::credentials::SecretName;
+use crate::telemetry::LogFormat;
+
+/// Command-line flags (each also read from the environment variable shown in `--help`).
+#[derive(Parser, Clone, Debug)]
+#[command(
+    name = "checkout-link-operator",
+    version,
+    about = "Manages Polar checkout links as CheckoutLink resources"
+)]
+pub struct Config {
+    /// Kubeconfig file to use; without it, the in-cluster config or the default kubeconfig
+    /// (`KUBECONFIG`, `~/.kube/config`).
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Default credentials Secret as `namespace/name` (key `token`, optional key `server`:
+    /// `production`, `sandbox` or a base URL), used by CheckoutLinks without
+    /// `spec.credentialsSecretRef`.
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_DEFAULT_CREDENTIALS_SECRET")]
+    pub default_credentials_secret: Option<SecretName>,
+
+    /// How often a settled link is checked against Polar (drift detection), e.g. `10m`, `30s`.
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+
+    /// How many CheckoutLinks are reconciled at the same time.
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Watch only CheckoutLinks matching this label selector (for sharding), e.g. `shard=a`.
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_LABEL_SELECTOR")]
+    pub label_selector: Option<String>,
+
+    /// How long a deletion keeps retrying when the credentials are missing or rejected,
+    /// counted from the deletion request; after it, the finalizer is released and the Polar
+    /// link is left in place (Warning event `Orphaned`).
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_DELETION_GRACE", default_value = "10m", value_parser = parse_duration)]
+    pub deletion_grace: Duration,
+
+    /// Timeout of one request to Polar.
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_POLAR_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub polar_timeout: Duration,
+
+    /// Share of Polar's rate limit the operator may use, in (0, 1].
+    #[arg(
+        long,
+        env = "CHECKOUT_LINK_OPERATOR_POLAR_RATE_SHARE",
+        default_value_t = 0.9
+    )]
+    pub polar_rate_share: f64,
+
+    /// Polar's per-minute limit for the organisations' tokens, when it is not the server's
+    /// default (production 500, sandbox 100).
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_POLAR_RATE_LIMIT")]
+    pub polar_rate_limit: Option<u32>,
+
+    /// Log format.
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter directive, e.g. `info` or `checkout_link_operator=debug,info`.
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Address of the `/healthz`, `/readyz` and `/metrics` endpoints.
+    #[arg(
+        long,
+        env = "CHECKOUT_LINK_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_addr: SocketAddr,
+}
+
+impl Config {
+    /// What the controller runs with.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            namespace: self.namespace.clone(),
+            label_selector: self.label_selector.clone(),
+            default_credentials: self.default_credentials_secret.clone(),
+            resync_interval: self.resync_interval,
+            concurrency: self.concurrency,
+            deletion_grace: self.deletion_grace,
+            polar_timeout: self.polar_timeout,
+            polar_rate_share: self.polar_rate_share,
+            polar_rate_limit: self.polar_rate_limit,
+        }
+    }
+
+    /// The Kubernetes client: `--kubeconfig` when given, else in-cluster or the default.
+    pub async fn kube_client(&self) -> Result<kube::Client, String> {
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| format!("cannot read the kubeconfig {}: {e}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(
+                    kubeconfig,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .map_err(|e| format!("cannot use the kubeconfig {}: {e}", path.display()))?
+            }
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
+        };
+        kube::Client::try_from(config)
+            .map_err(|e| format!("cannot build the Kubernetes client: {e}"))
+    }
+}
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Watch one namespace only.
+    pub namespace: Option<String>,
+    /// Watch only CheckoutLinks with these labels.
+    pub label_selector: Option<String>,
+    /// The credentials Secret of links without `spec.credentialsSecretRef`.
+    pub default_credentials: Option<SecretName>,
+    /// How often a settled link is checked against Polar.
+    pub resync_interval: Duration,
+    /// Reconciles at the same time.
+    pub concurrency: u16,
+    /// How long a deletion retries when credentials are missing or rejected.
+    pub deletion_grace: Duration,
+    /// Timeout of one Polar request.
+    pub polar_timeout: Duration,
+    /// Share of Polar's rate limit to use.
+    pub polar_rate_share: f64,
+    /// Per-minute limit overriding the server's default.
+    pub polar_rate_limit: Option<u32>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: None,
+            label_selector: None,
+            default_credentials: None,
+            resync_interval: Duration::from_secs(600),
+            concurrency: 4,
+            deletion_grace: Duration::from_secs(600),
+            polar_timeout: crate::polar::http::DEFAULT_TIMEOUT,
+            polar_rate_share: crate::polar::governor::DEFAULT_SHARE,
+            polar_rate_limit: None,
+        }
+    }
+}
+
+/// Parses `500ms`, `30s`, `10m`, `2h`, `1h30m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("{s:?} is not a duration such as 30s, 10m or 1h30m"));
+        }
+        let n: u64 = rest[..digits].parse().map_err(|e| format!("{s:?}: {e}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        let cases = [
+            ("10m", 600_000),
+            ("30s", 30_000),
+            ("500ms", 500),
+            ("1h30m", 5_400_000),
+            ("2h", 7_200_000),
+            ("45", 45_000),
+        ];
+        for (input, ms) in cases {
+            assert_eq!(
+                parse_duration(input),
+                Ok(Duration::from_millis(ms)),
+                "{input}"
+            );
+        }
+        for bad in ["", "m", "10x", "1.5s", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = Config::try_parse_from(["checkout-link-operator"]).unwrap();
+        assert_eq!(config.resync_interval, Duration::from_secs(600));
+        assert_eq!(config.deletion_grace, Duration::from_secs(600));
+        assert_eq!(config.concurrency, 4);
+        assert_eq!(config.metrics_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.default_credentials_secret.is_none());
+    }
+
+    #[test]
+    fn flags_are_read() {
+        let config = Config::try_parse_from([
+            "checkout-link-operator",
+            "--default-credentials-secret",
+            "ops/polar",
+            "--resync-interval",
+            "1s",
+            "--namespace",
+            "shop",
+            "--label-selector",
+            "shard=a",
+            "--log-format",
+            "json",
+            "--concurrency",
+            "8",
+        ])
+        .unwrap();
+        let settings = config.settings();
+        assert_eq!(
+            settings.default_credentials.unwrap().to_string(),
+            "ops/polar"
+        );
+        assert_eq!(settings.resync_interval, Duration::from_secs(1));
+        assert_eq!(settings.namespace.as_deref(), Some("shop"));
+        assert_eq!(settings.label_selector.as_deref(), Some("shard=a"));
+        assert_eq!(settings.concurrency, 8);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(Config::try_parse_from(["x", "--default-credentials-secret", "no-slash"]).is_err());
+        assert!(Config::try_parse_from(["x", "--concurrency", "0"]).is_err());
+    }
+}

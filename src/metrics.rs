@@ -1,0 +1,155 @@
+//! Prometheus metrics, all prefixed `checkout_link_operator_`, with bounded labels only
+//! (a result, a verb, a status class, an error category; never an object name or raw text):
+//!
+//! - `reconciles_total{result}`: `ok`, `held` (nothing to do yet), `retrying`, `stalled`, `error`;
+//! - `reconcile_duration_seconds`: histogram of reconcile durations;
+//! - `polar_requests_total{verb,status_class}`: every HTTP request to Polar;
+//! - `errors_total{category}`: reconcile failures by [`crate::error::Error::category`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::polar::http::Observer;
+
+/// The prefix of every metric name.
+pub const PREFIX: &str = "checkout_link_operator";
+
+/// Label set `{result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// How the reconcile ended.
+    pub result: &'static str,
+}
+
+/// Label set `{verb,status_class}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolarLabels {
+    /// `create`, `get`, `update`, `delete` or `list`.
+    pub verb: &'static str,
+    /// `2xx`, `3xx`, `4xx`, `5xx`, `429`, `timeout` or `transport`.
+    pub status_class: &'static str,
+}
+
+/// Label set `{category}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    /// An error category.
+    pub category: &'static str,
+}
+
+/// The operator's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabel, Counter>,
+    reconcile_duration: Histogram,
+    polar_requests: Family<PolarLabels, Counter>,
+    errors: Family<CategoryLabel, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let reconciles = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles of CheckoutLinks, by result",
+            reconciles.clone(),
+        );
+        // 1 ms to ~65 s.
+        let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Time taken by one reconcile",
+            prometheus_client::registry::Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let polar_requests = Family::<PolarLabels, Counter>::default();
+        registry.register(
+            "polar_requests",
+            "HTTP requests sent to Polar, by verb and status class",
+            polar_requests.clone(),
+        );
+        let errors = Family::<CategoryLabel, Counter>::default();
+        registry.register("errors", "Reconcile failures, by category", errors.clone());
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_duration,
+            polar_requests,
+            errors,
+        }
+    }
+
+    /// Counts a reconcile and its duration.
+    pub fn reconciled(&self, result: &'static str, took: Duration) {
+        self.reconciles.get_or_create(&ResultLabel { result }).inc();
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts a failure.
+    pub fn error(&self, category: &'static str) {
+        self.errors.get_or_create(&CategoryLabel { category }).inc();
+    }
+
+    /// Counts a Polar request.
+    pub fn polar_request(&self, verb: &'static str, status_class: &'static str) {
+        self.polar_requests
+            .get_or_create(&PolarLabels { verb, status_class })
+            .inc();
+    }
+
+    /// An observer for [`crate::polar::http::HttpClient`] that counts its requests here.
+    pub fn polar_observer(self: &Arc<Self>) -> Observer {
+        let metrics = Arc::clone(self);
+        Arc::new(move |verb, class, _took| metrics.polar_request(verb, class))
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_prefixed_and_labelled() {
+        let m = Arc::new(Metrics::new());
+        m.reconciled("ok", Duration::from_millis(5));
+        m.error("polar_server");
+        (m.polar_observer())("create", "2xx", Duration::from_millis(1));
+        let text = m.encode();
+        for needle in [
+            "checkout_link_operator_reconciles_total{result=\"ok\"} 1",
+            "checkout_link_operator_reconcile_duration_seconds_count 1",
+            "checkout_link_operator_polar_requests_total{verb=\"create\",status_class=\"2xx\"} 1",
+            "checkout_link_operator_errors_total{category=\"polar_server\"} 1",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,588 @@
+//! Pure status building: an outcome becomes a [`CheckoutLinkStatus`] with the kstatus
+//! conditions `Ready`, `Reconciling` and `Stalled`. No IO.
+//!
+//! - In sync: `Ready=True` (Synced), `Reconciling=False`, `Stalled=False`.
+//! - A transient failure (rate limit, Polar unavailable): `Ready=False` with the failure's
+//!   reason, `Reconciling=True` with what was being done (Creating, Updating, Deleting,
+//!   Observing), `Stalled=False`. The operator retries by itself.
+//! - A permanent failure (invalid spec, credentials): `Ready=False` and `Stalled=True` with
+//!   the reason, `Reconciling=False`. Nothing happens until the spec or the Secret changes.
+//!
+//! A condition keeps its `lastTransitionTime` while its status does not change, so a
+//! reconcile that finds nothing new builds a status equal to the current one (and no write
+//! is sent).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::crd::{CheckoutLinkStatus, UrlParameters};
+use crate::error::{CredentialsError, Error};
+use crate::polar::{Link, PolarError};
+use crate::share_url::share_url;
+
+/// The condition types.
+pub const READY: &str = "Ready";
+/// kstatus' "the controller is working on it".
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus' "the controller cannot make progress without a change".
+pub const STALLED: &str = "Stalled";
+
+/// A condition reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The link matches the spec.
+    Synced,
+    /// The link is being created.
+    Creating,
+    /// The link is being updated.
+    Updating,
+    /// The link is being deleted.
+    Deleting,
+    /// The link is being read from Polar.
+    Observing,
+    /// Polar (or the operator, before calling it) refused the spec.
+    InvalidSpec,
+    /// A product of the link is archived in Polar.
+    ProductArchived,
+    /// The adoption annotation names a link that does not exist.
+    AdoptionFailed,
+    /// No credentials Secret, or it lacks the token.
+    CredentialsMissing,
+    /// Polar refused the token (401/403), or the Secret's server is unusable.
+    CredentialsInvalid,
+    /// Polar's rate limit was hit.
+    RateLimited,
+    /// Polar failed, timed out or could not be reached.
+    PolarUnavailable,
+}
+
+impl Reason {
+    /// The CamelCase name written to the condition.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Synced => "Synced",
+            Reason::Creating => "Creating",
+            Reason::Updating => "Updating",
+            Reason::Deleting => "Deleting",
+            Reason::Observing => "Observing",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::ProductArchived => "ProductArchived",
+            Reason::AdoptionFailed => "AdoptionFailed",
+            Reason::CredentialsMissing => "CredentialsMissing",
+            Reason::CredentialsInvalid => "CredentialsInvalid",
+            Reason::RateLimited => "RateLimited",
+            Reason::PolarUnavailable => "PolarUnavailable",
+        }
+    }
+}
+
+/// What the operator was doing when something failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    /// Reading the link (GET, list).
+    Observing,
+    /// POST.
+    Creating,
+    /// PATCH.
+    Updating,
+    /// DELETE.
+    Deleting,
+}
+
+impl Activity {
+    /// The `Reconciling` reason for this activity.
+    pub fn reason(self) -> Reason {
+        match self {
+            Activity::Observing => Reason::Observing,
+            Activity::Creating => Reason::Creating,
+            Activity::Updating => Reason::Updating,
+            Activity::Deleting => Reason::Deleting,
+        }
+    }
+
+    /// The Warning event reason for a failure of this activity.
+    pub fn failed_event(self) -> &'static str {
+        match self {
+            Activity::Observing => "ObserveFailed",
+            Activity::Creating => "CreateFailed",
+            Activity::Updating => "UpdateFailed",
+            Activity::Deleting => "DeleteFailed",
+        }
+    }
+}
+
+/// Where the resource stands after a reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// In sync with the spec.
+    Ready,
+    /// A transient failure; the operator retries.
+    Retrying {
+        /// What was being done.
+        activity: Activity,
+        /// The failure class.
+        reason: Reason,
+        /// Plain words, with Polar's message.
+        message: String,
+    },
+    /// A permanent failure; nothing happens until something changes.
+    Stalled {
+        /// What was being done.
+        activity: Activity,
+        /// The failure class.
+        reason: Reason,
+        /// Plain words, with Polar's message.
+        message: String,
+    },
+}
+
+impl Phase {
+    /// The phase a failure leads to.
+    pub fn of_error(activity: Activity, error: &Error) -> Phase {
+        let error = error.inner();
+        let stalled = |reason, message: String| Phase::Stalled {
+            activity,
+            reason,
+            message,
+        };
+        let retrying = |reason, message: String| Phase::Retrying {
+            activity,
+            reason,
+            message,
+        };
+        match error {
+            Error::Polar { source, .. } => match source {
+                PolarError::Validation { message } if message.contains("Product is archived") => {
+                    stalled(Reason::ProductArchived, source.to_string())
+                }
+                PolarError::Validation { .. } => stalled(Reason::InvalidSpec, source.to_string()),
+                PolarError::Unauthorized { .. } | PolarError::Forbidden { .. } => {
+                    stalled(Reason::CredentialsInvalid, source.to_string())
+                }
+                PolarError::RateLimited { .. } => retrying(Reason::RateLimited, source.to_string()),
+                PolarError::NotFound => retrying(Reason::PolarUnavailable, source.to_string()),
+                PolarError::Server { .. }
+                | PolarError::Timeout
+                | PolarError::Transport { .. }
+                | PolarError::Decode { .. }
+                | PolarError::Unexpected { .. } => {
+                    retrying(Reason::PolarUnavailable, source.to_string())
+                }
+            },
+            Error::Credentials(e @ CredentialsError::BadServer { .. }) => {
+                stalled(Reason::CredentialsInvalid, e.to_string())
+            }
+            Error::Credentials(e) => stalled(Reason::CredentialsMissing, e.to_string()),
+            Error::InvalidSpec(message) => stalled(Reason::InvalidSpec, message.clone()),
+            Error::Adoption(message) => stalled(Reason::AdoptionFailed, message.clone()),
+            other => retrying(Reason::PolarUnavailable, other.to_string()),
+        }
+    }
+
+    /// The reason of the `Ready` condition.
+    pub fn ready_reason(&self) -> Reason {
+        match self {
+            Phase::Ready => Reason::Synced,
+            Phase::Retrying { reason, .. } | Phase::Stalled { reason, .. } => *reason,
+        }
+    }
+}
+
+/// The link fields the status reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Polar id.
+    pub id: String,
+    /// Public URL.
+    pub url: String,
+    /// Client secret (part of the URL; not a credential).
+    pub client_secret: String,
+    /// Owning organisation.
+    pub organization_id: String,
+}
+
+impl From<&Link> for LinkInfo {
+    fn from(link: &Link) -> Self {
+        LinkInfo {
+            id: link.id.clone(),
+            url: link.url.clone(),
+            client_secret: link.client_secret.clone(),
+            organization_id: link.organization_id.clone(),
+        }
+    }
+}
+
+/// Everything a status is built from.
+#[derive(Clone, Debug)]
+pub struct Outcome<'a> {
+    /// The resource's `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The link, when known; `None` keeps what the previous status recorded.
+    pub link: Option<LinkInfo>,
+    /// `spec.urlParameters`.
+    pub url_parameters: Option<&'a UrlParameters>,
+    /// Where the resource stands.
+    pub phase: Phase,
+}
+
+/// The status for `outcome`, keeping each condition's `lastTransitionTime` from `previous`
+/// while its status is unchanged.
+pub fn build_status(
+    previous: Option<&CheckoutLinkStatus>,
+    outcome: &Outcome<'_>,
+    now: &Time,
+) -> CheckoutLinkStatus {
+    let empty = CheckoutLinkStatus::default();
+    let previous = previous.unwrap_or(&empty);
+    let (id, url, client_secret, organization_id) = match &outcome.link {
+        Some(link) => (
+            Some(link.id.clone()),
+            Some(link.url.clone()),
+            Some(link.client_secret.clone()),
+            Some(link.organization_id.clone()),
+        ),
+        None => (
+            previous.id.clone(),
+            previous.url.clone(),
+            previous.client_secret.clone(),
+            previous.organization_id.clone(),
+        ),
+    };
+    let share_url = url.as_deref().map(|u| share_url(u, outcome.url_parameters));
+    let generation = outcome.generation;
+    let (ready, reconciling, stalled) = match &outcome.phase {
+        Phase::Ready => (
+            (
+                "True",
+                Reason::Synced,
+                "the Polar checkout link matches the spec".to_owned(),
+            ),
+            ("False", Reason::Synced, String::new()),
+            ("False", Reason::Synced, String::new()),
+        ),
+        Phase::Retrying {
+            activity,
+            reason,
+            message,
+        } => (
+            ("False", *reason, message.clone()),
+            ("True", activity.reason(), message.clone()),
+            ("False", *reason, String::new()),
+        ),
+        Phase::Stalled {
+            activity: _,
+            reason,
+            message,
+        } => (
+            ("False", *reason, message.clone()),
+            ("False", *reason, String::new()),
+            ("True", *reason, message.clone()),
+        ),
+    };
+    let conditions = [
+        (READY, ready),
+        (RECONCILING, reconciling),
+        (STALLED, stalled),
+    ]
+    .into_iter()
+    .map(|(type_, (status, reason, message))| {
+        let last_transition_time = previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.as_str().to_owned(),
+            message,
+            observed_generation: generation,
+            last_transition_time,
+        }
+    })
+    .collect();
+    CheckoutLinkStatus {
+        id,
+        url,
+        client_secret,
+        share_url,
+        organization_id,
+        observed_generation: generation,
+        conditions,
+    }
+}
+
+/// The condition of `type_`, if the status has it.
+pub fn condition<'a>(status: Option<&'a CheckoutLinkStatus>, type_: &str) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether the status says Ready=True for `generation`.
+pub fn is_ready_at(status: Option<&CheckoutLinkStatus>, generation: Option<i64>) -> bool {
+    condition(status, READY).is_some_and(|c| {
+        c.status == "True" && c.observed_generation == generation && generation.is_some()
+    }) && status.is_some_and(|s| s.observed_generation == generation)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    fn time(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn info() -> LinkInfo {
+        LinkInfo {
+            id: "id-1".into(),
+            url: "https://buy.polar.sh/polar_cl_x".into(),
+            client_secret: "polar_cl_x".into(),
+            organization_id: "org".into(),
+        }
+    }
+
+    fn outcome(phase: Phase) -> Outcome<'static> {
+        Outcome {
+            generation: Some(2),
+            link: Some(info()),
+            url_parameters: None,
+            phase,
+        }
+    }
+
+    fn find<'a>(s: &'a CheckoutLinkStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn triple(s: &CheckoutLinkStatus) -> [(String, String); 3] {
+        [READY, RECONCILING, STALLED].map(|t| {
+            let c = find(s, t);
+            (c.status.clone(), c.reason.clone())
+        })
+    }
+
+    fn pair(status: &str, reason: &str) -> (String, String) {
+        (status.to_owned(), reason.to_owned())
+    }
+
+    #[test]
+    fn phases_map_to_kstatus_conditions() {
+        let retry = Phase::Retrying {
+            activity: Activity::Creating,
+            reason: Reason::PolarUnavailable,
+            message: "Polar answered with server error 503".into(),
+        };
+        let stall = Phase::Stalled {
+            activity: Activity::Updating,
+            reason: Reason::InvalidSpec,
+            message: "Polar rejected the checkout link: discount_id: nope".into(),
+        };
+        let cases = [
+            (
+                Phase::Ready,
+                [
+                    pair("True", "Synced"),
+                    pair("False", "Synced"),
+                    pair("False", "Synced"),
+                ],
+            ),
+            (
+                retry,
+                [
+                    pair("False", "PolarUnavailable"),
+                    pair("True", "Creating"),
+                    pair("False", "PolarUnavailable"),
+                ],
+            ),
+            (
+                stall,
+                [
+                    pair("False", "InvalidSpec"),
+                    pair("False", "InvalidSpec"),
+                    pair("True", "InvalidSpec"),
+                ],
+            ),
+        ];
+        for (phase, want) in cases {
+            let s = build_status(None, &outcome(phase.clone()), &time(10));
+            assert_eq!(triple(&s), want, "{phase:?}");
+            assert!(
+                s.conditions
+                    .iter()
+                    .all(|c| c.observed_generation == Some(2))
+            );
+            assert_eq!(s.observed_generation, Some(2));
+        }
+    }
+
+    #[test]
+    fn the_status_reports_the_link_and_its_share_url() {
+        let params = UrlParameters {
+            utm_source: Some("news letter".into()),
+            ..Default::default()
+        };
+        let o = Outcome {
+            url_parameters: Some(&params),
+            ..outcome(Phase::Ready)
+        };
+        let s = build_status(None, &o, &time(10));
+        assert_eq!(s.id.as_deref(), Some("id-1"));
+        assert_eq!(s.client_secret.as_deref(), Some("polar_cl_x"));
+        assert_eq!(s.organization_id.as_deref(), Some("org"));
+        assert_eq!(
+            s.share_url.as_deref(),
+            Some("https://buy.polar.sh/polar_cl_x?utm_source=news+letter")
+        );
+    }
+
+    #[test]
+    fn an_unknown_link_keeps_what_the_previous_status_recorded() {
+        let before = build_status(None, &outcome(Phase::Ready), &time(10));
+        let stall = Phase::Stalled {
+            activity: Activity::Updating,
+            reason: Reason::CredentialsInvalid,
+            message: "bad token".into(),
+        };
+        let after = build_status(
+            Some(&before),
+            &Outcome {
+                link: None,
+                ..outcome(stall)
+            },
+            &time(20),
+        );
+        assert_eq!(after.id, before.id);
+        assert_eq!(after.url, before.url);
+        assert_eq!(after.share_url, before.share_url);
+        assert_eq!(find(&after, READY).message, "bad token");
+    }
+
+    #[test]
+    fn transition_times_change_only_with_the_status() {
+        let first = build_status(None, &outcome(Phase::Ready), &time(10));
+        let again = build_status(Some(&first), &outcome(Phase::Ready), &time(99));
+        assert_eq!(
+            first, again,
+            "a reconcile that finds nothing new must not produce a write"
+        );
+
+        let stall = Phase::Stalled {
+            activity: Activity::Updating,
+            reason: Reason::InvalidSpec,
+            message: "m".into(),
+        };
+        let stalled = build_status(Some(&first), &outcome(stall), &time(50));
+        assert_eq!(find(&stalled, READY).last_transition_time, time(50));
+        assert_eq!(find(&stalled, STALLED).last_transition_time, time(50));
+        // Reconciling stayed False: its time is kept.
+        assert_eq!(find(&stalled, RECONCILING).last_transition_time, time(10));
+    }
+
+    #[test]
+    fn errors_are_classified_by_what_fixes_them() {
+        use std::time::Duration;
+        let polar = |source| Error::Polar {
+            step: "create",
+            source,
+        };
+        let cases = [
+            (
+                polar(PolarError::Validation {
+                    message: "products[0]: Product is archived.".into(),
+                }),
+                Reason::ProductArchived,
+                true,
+            ),
+            (
+                polar(PolarError::Validation {
+                    message: "discount_id: no".into(),
+                }),
+                Reason::InvalidSpec,
+                true,
+            ),
+            (
+                polar(PolarError::Unauthorized {
+                    message: "invalid_token".into(),
+                }),
+                Reason::CredentialsInvalid,
+                true,
+            ),
+            (
+                polar(PolarError::Forbidden {
+                    message: "scope".into(),
+                }),
+                Reason::CredentialsInvalid,
+                true,
+            ),
+            (
+                polar(PolarError::RateLimited {
+                    retry_after: Duration::from_secs(1),
+                }),
+                Reason::RateLimited,
+                false,
+            ),
+            (
+                polar(PolarError::Server { status: 502 }),
+                Reason::PolarUnavailable,
+                false,
+            ),
+            (polar(PolarError::Timeout), Reason::PolarUnavailable, false),
+            (
+                Error::Credentials(CredentialsError::NotConfigured),
+                Reason::CredentialsMissing,
+                true,
+            ),
+            (
+                Error::Credentials(CredentialsError::BadServer {
+                    namespace: "n".into(),
+                    name: "s".into(),
+                    message: "m".into(),
+                }),
+                Reason::CredentialsInvalid,
+                true,
+            ),
+            (
+                Error::InvalidSpec("spec.products[0]: bad".into()),
+                Reason::InvalidSpec,
+                true,
+            ),
+        ];
+        for (error, reason, is_stalled) in cases {
+            let phase = Phase::of_error(Activity::Creating, &error);
+            assert_eq!(phase.ready_reason(), reason, "{error}");
+            assert_eq!(
+                matches!(phase, Phase::Stalled { .. }),
+                is_stalled,
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn polar_messages_are_kept_in_plain_words() {
+        let e = Error::Polar {
+            step: "create",
+            source: PolarError::Validation {
+                message: "products[0]: Product is archived.".into(),
+            },
+        };
+        let s = build_status(
+            None,
+            &outcome(Phase::of_error(Activity::Creating, &e)),
+            &time(1),
+        );
+        assert_eq!(
+            find(&s, STALLED).message,
+            "Polar rejected the checkout link: products[0]: Product is archived."
+        );
+    }
+
+    #[test]
+    fn readiness_is_per_generation() {
+        let s = build_status(None, &outcome(Phase::Ready), &time(1));
+        assert!(is_ready_at(Some(&s), Some(2)));
+        assert!(!is_ready_at(Some(&s), Some(3)));
+        assert!(!is_ready_at(None, Some(2)));
+    }
+}
