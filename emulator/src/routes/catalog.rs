@@ -76,9 +76,9 @@ fn first_amount(p: &Product) -> (String, i64) {
     }
 }
 
-pub fn list_products(ctx: &Ctx) -> Resp {
+pub fn list_products(ctx: &Ctx) -> Result<Resp, Resp> {
     let mut filters = (None, None, None, None, None);
-    let (who, page, sorting) = match list_params(
+    let (who, page, sorting) = list_params(
         ctx,
         scopes::PRODUCTS_READ,
         PRODUCT_SORT,
@@ -90,10 +90,7 @@ pub fn list_products(ctx: &Ctx) -> Resp {
             filters.3 = opt_bool(&ctx.query, "is_recurring", errors);
             filters.4 = enum_list(&ctx.query, "visibility", VISIBILITY, errors);
         },
-    ) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    )?;
     let (ids, orgs, archived, recurring, visibility) = filters;
     let text = ctx.query.last("query").map(str::to_lowercase);
     let store = ctx.shared.store.lock().expect("store lock");
@@ -127,25 +124,20 @@ pub fn list_products(ctx: &Ctx) -> Resp {
         .iter()
         .map(|p| &store.catalog.product_full[&p.id])
         .collect();
-    list_response(&raws, total, page)
+    Ok(list_response(&raws, total, page))
 }
 
 fn get_one(
     ctx: &Ctx,
     required: &[&str],
     find: impl FnOnce(&Principal, uuid::Uuid) -> Option<Resp>,
-) -> Resp {
-    let who = match require(ctx.principal, required) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match path_id(ctx) {
-        Ok(id) => find(who, id).unwrap_or_else(http::resource_not_found),
-        Err(e) => http::request_validation(&[e]),
-    }
+) -> Result<Resp, Resp> {
+    let who = require(ctx.principal, required)?;
+    let id = path_id(ctx).map_err(|e| http::request_validation(&[e]))?;
+    find(who, id).ok_or_else(http::resource_not_found)
 }
 
-pub fn get_product(ctx: &Ctx) -> Resp {
+pub fn get_product(ctx: &Ctx) -> Result<Resp, Resp> {
     get_one(ctx, scopes::PRODUCTS_READ, |who, id| {
         let store = ctx.shared.store.lock().expect("store lock");
         let p = store
@@ -161,9 +153,9 @@ pub fn get_product(ctx: &Ctx) -> Resp {
 
 const DISCOUNT_SORT: &[&str] = &["created_at", "name", "code", "redemptions_count", "ends_at"];
 
-pub fn list_discounts(ctx: &Ctx) -> Resp {
+pub fn list_discounts(ctx: &Ctx) -> Result<Resp, Resp> {
     let mut orgs = None;
-    let (who, page, sorting) = match list_params(
+    let (who, page, sorting) = list_params(
         ctx,
         scopes::DISCOUNTS_READ,
         DISCOUNT_SORT,
@@ -171,10 +163,7 @@ pub fn list_discounts(ctx: &Ctx) -> Resp {
         |errors| {
             orgs = uuid_list(&ctx.query, "organization_id", errors);
         },
-    ) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    )?;
     let text = ctx.query.last("query");
     let store = ctx.shared.store.lock().expect("store lock");
     // name LIKE %q% (case-sensitive) OR code ILIKE %q%.
@@ -203,10 +192,10 @@ pub fn list_discounts(ctx: &Ctx) -> Resp {
         .iter()
         .map(|d| &store.catalog.discount_full[&d.id])
         .collect();
-    list_response(&raws, total, page)
+    Ok(list_response(&raws, total, page))
 }
 
-pub fn get_discount(ctx: &Ctx) -> Resp {
+pub fn get_discount(ctx: &Ctx) -> Result<Resp, Resp> {
     get_one(ctx, scopes::DISCOUNTS_READ, |who, id| {
         let store = ctx.shared.store.lock().expect("store lock");
         let d = store
@@ -228,17 +217,14 @@ const ORGANIZATION_SORT: &[&str] = &[
     "days_in_status",
 ];
 
-pub fn list_organizations(ctx: &Ctx) -> Resp {
-    let (who, page, sorting) = match list_params(
+pub fn list_organizations(ctx: &Ctx) -> Result<Resp, Resp> {
+    let (who, page, sorting) = list_params(
         ctx,
         scopes::ORGANIZATIONS_READ,
         ORGANIZATION_SORT,
         &["created_at"],
         |_| {},
-    ) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    )?;
     let slug = ctx.query.last("slug");
     let store = ctx.shared.store.lock().expect("store lock");
     let mut items: Vec<_> = store
@@ -260,10 +246,10 @@ pub fn list_organizations(ctx: &Ctx) -> Resp {
                 .expect("organization serialises")
         })
         .collect();
-    list_response(&raws, total, page)
+    Ok(list_response(&raws, total, page))
 }
 
-pub fn get_organization(ctx: &Ctx) -> Resp {
+pub fn get_organization(ctx: &Ctx) -> Result<Resp, Resp> {
     get_one(ctx, scopes::ORGANIZATIONS_READ, |who, id| {
         let store = ctx.shared.store.lock().expect("store lock");
         let o = store

@@ -2,30 +2,29 @@
 
 use chrono::Utc;
 use hyper::StatusCode;
+use uuid::Uuid;
 
 use crate::auth::{require, scopes};
 use crate::errors::{ErrorItem, Loc};
 use crate::http::{self, Resp};
 use crate::listing::LinkFilter;
 use crate::routes::{Ctx, body_missing, list_response, parse_body, path_id};
+use crate::state::Store;
 use crate::validate::create::validate_create;
 use crate::validate::query::{self, uuid_list};
 use crate::validate::update::validate_update;
 
 const SORT_PROPERTIES: &[&str] = &["created_at", "label", "success_url", "allow_discount_codes"];
 
-pub fn list(ctx: &Ctx) -> Resp {
-    let who = match require(ctx.principal, scopes::LINKS_READ) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+pub fn list(ctx: &Ctx) -> Result<Resp, Resp> {
+    let who = require(ctx.principal, scopes::LINKS_READ)?;
     let mut errors = Vec::new();
     let page = query::pagination(&ctx.query, &mut errors);
     let sorting = query::sorting(&ctx.query, SORT_PROPERTIES, &["created_at"], &mut errors);
     let organizations = uuid_list(&ctx.query, "organization_id", &mut errors);
     let products = uuid_list(&ctx.query, "product_id", &mut errors);
     if !errors.is_empty() {
-        return http::request_validation(&errors);
+        return Err(http::request_validation(&errors));
     }
     let filter = LinkFilter {
         organizations,
@@ -38,64 +37,46 @@ pub fn list(ctx: &Ctx) -> Resp {
         .iter()
         .map(|(id, products)| store.render_link(&store.links[id], products, false))
         .collect();
-    list_response(&items, total, page)
+    Ok(list_response(&items, total, page))
 }
 
-pub fn create(ctx: &Ctx) -> Resp {
-    let body = match parse_body(ctx) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let who = match require(ctx.principal, scopes::LINKS_WRITE) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Some(body) = body else {
-        return http::request_validation(&[body_missing()]);
-    };
-    let input = match validate_create(&body) {
-        Ok(input) => input,
-        Err(errors) => return http::request_validation(&errors),
-    };
+/// The link as the write left it.
+fn written(store: &Store, id: Uuid, status: StatusCode) -> Resp {
+    let link = &store.links[&id];
+    let raw = store.render_link(link, &link.products, false);
+    http::json_bytes(status, raw.get().as_bytes().to_vec())
+}
+
+pub fn create(ctx: &Ctx) -> Result<Resp, Resp> {
+    let body = parse_body(ctx)?;
+    let who = require(ctx.principal, scopes::LINKS_WRITE)?;
+    let body = body.ok_or_else(|| http::request_validation(&[body_missing()]))?;
+    let input = validate_create(&body).map_err(|errors| http::request_validation(&errors))?;
     let mut store = ctx.shared.store.lock().expect("store lock");
-    match store.create_link(who, input, Utc::now()) {
-        Ok(id) => {
-            let link = &store.links[&id];
-            let raw = store.render_link(link, &link.products, false);
-            http::json_bytes(StatusCode::CREATED, raw.get().as_bytes().to_vec())
-        }
-        Err(e) => e.response(),
-    }
+    let id = store
+        .create_link(who, input, Utc::now())
+        .map_err(|e| e.response())?;
+    Ok(written(&store, id, StatusCode::CREATED))
 }
 
-pub fn get(ctx: &Ctx) -> Resp {
-    let who = match require(ctx.principal, scopes::LINKS_READ) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let id = match path_id(ctx) {
-        Ok(id) => id,
-        Err(e) => return http::request_validation(&[e]),
-    };
+pub fn get(ctx: &Ctx) -> Result<Resp, Resp> {
+    let who = require(ctx.principal, scopes::LINKS_READ)?;
+    let id = path_id(ctx).map_err(|e| http::request_validation(&[e]))?;
     let store = ctx.shared.store.lock().expect("store lock");
-    match store.visible_link(who, id) {
-        Some(link) => {
-            let raw = store.render_link(link, &link.products, false);
-            http::json_bytes(StatusCode::OK, raw.get().as_bytes().to_vec())
-        }
-        None => http::resource_not_found(),
-    }
+    let link = store
+        .visible_link(who, id)
+        .ok_or_else(http::resource_not_found)?;
+    let raw = store.render_link(link, &link.products, false);
+    Ok(http::json_bytes(
+        StatusCode::OK,
+        raw.get().as_bytes().to_vec(),
+    ))
 }
 
-pub fn update(ctx: &Ctx) -> Resp {
-    let body = match parse_body(ctx) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let who = match require(ctx.principal, scopes::LINKS_WRITE) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+pub fn update(ctx: &Ctx) -> Result<Resp, Resp> {
+    let body = parse_body(ctx)?;
+    let who = require(ctx.principal, scopes::LINKS_WRITE)?;
+    // Path and body errors are reported together, path first.
     let mut errors: Vec<ErrorItem> = Vec::new();
     let id = path_id(ctx).map_err(|e| errors.push(e)).ok();
     let input = match &body {
@@ -103,40 +84,26 @@ pub fn update(ctx: &Ctx) -> Resp {
             errors.push(body_missing());
             None
         }
-        Some(body) => match validate_update(body) {
-            Ok(input) => Some(input),
-            Err(errs) => {
-                errors.extend(errs.into_iter().map(|e| e.under(&[Loc::from("body")])));
-                None
-            }
-        },
+        Some(body) => validate_update(body)
+            .map_err(|errs| errors.extend(errs.into_iter().map(|e| e.under(&[Loc::from("body")]))))
+            .ok(),
     };
     let (Some(id), Some(input)) = (id, input) else {
-        return http::request_validation(&errors);
+        return Err(http::request_validation(&errors));
     };
     let mut store = ctx.shared.store.lock().expect("store lock");
-    match store.update_link(who, id, input, Utc::now()) {
-        Ok(()) => {
-            let link = &store.links[&id];
-            let raw = store.render_link(link, &link.products, false);
-            http::json_bytes(StatusCode::OK, raw.get().as_bytes().to_vec())
-        }
-        Err(e) => e.response(),
-    }
+    store
+        .update_link(who, id, input, Utc::now())
+        .map_err(|e| e.response())?;
+    Ok(written(&store, id, StatusCode::OK))
 }
 
-pub fn delete(ctx: &Ctx) -> Resp {
-    let who = match require(ctx.principal, scopes::LINKS_WRITE) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let id = match path_id(ctx) {
-        Ok(id) => id,
-        Err(e) => return http::request_validation(&[e]),
-    };
+pub fn delete(ctx: &Ctx) -> Result<Resp, Resp> {
+    let who = require(ctx.principal, scopes::LINKS_WRITE)?;
+    let id = path_id(ctx).map_err(|e| http::request_validation(&[e]))?;
     let mut store = ctx.shared.store.lock().expect("store lock");
-    match store.delete_link(who, id, Utc::now()) {
-        Ok(()) => http::empty(StatusCode::NO_CONTENT),
-        Err(e) => e.response(),
-    }
+    store
+        .delete_link(who, id, Utc::now())
+        .map_err(|e| e.response())?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
 }

@@ -31,8 +31,9 @@ pub struct Ctx<'a> {
     pub host: Option<&'a str>,
 }
 
+/// Runs a handler; an early answer (401, 403, 404, 422, ...) is an `Err`.
 pub fn dispatch(kind: RouteKind, ctx: &Ctx) -> Resp {
-    match kind {
+    let answer = match kind {
         RouteKind::LinksList => links::list(ctx),
         RouteKind::LinksCreate => links::create(ctx),
         RouteKind::LinkGet => links::get(ctx),
@@ -46,7 +47,8 @@ pub fn dispatch(kind: RouteKind, ctx: &Ctx) -> Resp {
         RouteKind::DiscountGet => catalog::get_discount(ctx),
         RouteKind::OrganizationsList => catalog::list_organizations(ctx),
         RouteKind::OrganizationGet => catalog::get_organization(ctx),
-    }
+    };
+    answer.unwrap_or_else(|early| early)
 }
 
 /// The body as FastAPI reads it: `None` when empty (or JSON `null`), a 422

@@ -9,17 +9,15 @@ use crate::routes::Ctx;
 
 pub const CHECKOUT_PREFIX: &str = "polar_c_";
 
-pub fn redirect(ctx: &Ctx) -> Resp {
+pub fn redirect(ctx: &Ctx) -> Result<Resp, Resp> {
     let secret = ctx.param.unwrap_or_default();
     let mut store = ctx.shared.store.lock().expect("store lock");
-    let Some(link_id) = store
+    let link_id = store
         .secrets
         .get(secret)
         .copied()
         .filter(|id| store.links[id].deleted_at.is_none())
-    else {
-        return http::resource_not_found();
-    };
+        .ok_or_else(http::resource_not_found)?;
     let checkout = crate::secret::generate(CHECKOUT_PREFIX);
     store.open_checkout(checkout.clone(), link_id);
     drop(store);
@@ -38,7 +36,7 @@ pub fn redirect(ctx: &Ctx) -> Resp {
             .finish();
         location = format!("{location}?{query}");
     }
-    http::redirect(StatusCode::TEMPORARY_REDIRECT, &location)
+    Ok(http::redirect(StatusCode::TEMPORARY_REDIRECT, &location))
 }
 
 fn escape(s: &str) -> String {
@@ -48,16 +46,14 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-pub fn checkout_page(ctx: &Ctx) -> Resp {
+pub fn checkout_page(ctx: &Ctx) -> Result<Resp, Resp> {
     let secret = ctx.param.unwrap_or_default();
     let store = ctx.shared.store.lock().expect("store lock");
-    let Some(link) = store
+    let link = store
         .checkouts
         .get(secret)
         .and_then(|id| store.links.get(id))
-    else {
-        return http::resource_not_found();
-    };
+        .ok_or_else(http::resource_not_found)?;
     let items: String = link
         .products
         .iter()
@@ -72,5 +68,9 @@ pub fn checkout_page(ctx: &Ctx) -> Resp {
         link.id,
         escape(ctx.raw_query.unwrap_or(""))
     );
-    http::bytes(StatusCode::OK, Some("text/html; charset=utf-8"), page)
+    Ok(http::bytes(
+        StatusCode::OK,
+        Some("text/html; charset=utf-8"),
+        page,
+    ))
 }
