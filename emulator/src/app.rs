@@ -59,6 +59,7 @@ struct Draft {
     organization_id: Option<String>,
     user_id: Option<String>,
     fault: Option<&'static str>,
+    body: Option<String>,
 }
 
 impl Draft {
@@ -75,6 +76,7 @@ impl Draft {
             fault: self.fault.map(str::to_string),
             timestamp: timestamp(&Utc::now()),
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            body: self.body,
         });
     }
 }
@@ -119,6 +121,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
         organization_id: None,
         user_id: None,
         fault: None,
+        body: None,
     };
     let respond = |draft: Draft, resp: Resp| {
         draft.finish(&shared, resp.status().as_u16());
@@ -263,6 +266,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     } else {
         Bytes::new()
     };
+    if has_body {
+        draft.body = Some(String::from_utf8_lossy(&body).into_owned());
+    }
     let ctx = Ctx {
         shared: &shared,
         principal: principal.as_deref(),

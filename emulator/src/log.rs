@@ -21,6 +21,10 @@ pub struct RequestLogEntry {
     pub fault: Option<String>,
     pub timestamp: String,
     pub duration_ms: f64,
+    /// The request body of a POST, PUT or PATCH that reached a route, as UTF-8 (lossy);
+    /// tests read it to check what a client sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 pub const LOG_CAPACITY: usize = 10_000;

@@ -194,6 +194,20 @@ async fn the_request_log_never_keeps_the_authorization_value() {
 }
 
 #[tokio::test]
+async fn the_request_log_keeps_the_body_of_writes_only() {
+    let api = Api::start().await;
+    let link = api.create(json!({"label": "logged"})).await;
+    let path = format!("/v1/checkout-links/{}", link["id"].as_str().unwrap());
+    api.get(&path, ACME_TOKEN).await;
+    let log = api.emu.requests();
+    let sent: serde_json::Value =
+        serde_json::from_str(log[0].body.as_deref().expect("a POST body is logged")).unwrap();
+    assert_eq!(sent["label"], "logged");
+    assert_eq!(log[1].method, "GET");
+    assert_eq!(log[1].body, None, "a GET has no body to log");
+}
+
+#[tokio::test]
 async fn an_injected_error_status_answers_before_the_write() {
     let api = Api::start().await;
     let mut r = rule("POST", "/v1/checkout-links/");
