@@ -161,6 +161,139 @@ async fn one_changed_field_is_one_patch_and_removed_fields_are_cleared() {
     h.finish().await;
 }
 
+/// The JSON bodies of the PATCH requests the emulator received since the log was cleared.
+fn patch_bodies(h: &Harness) -> Vec<serde_json::Map<String, Value>> {
+    h.emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| {
+            let body = r.body.expect("a PATCH body is logged");
+            match serde_json::from_str(&body).expect("the PATCH body is JSON") {
+                Value::Object(map) => map,
+                other => panic!("the PATCH body is not an object: {other}"),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_changed_field_is_one_patch_carrying_only_that_field() {
+    let h = Harness::start("patch-body", Options::default()).await;
+    h.create(
+        "each",
+        json!({
+            "label": "Each",
+            "products": [PRO_MONTHLY],
+            "discount": {"allowCodes": true, "presetId": LAUNCH20},
+            "metadata": {"source": "ads"},
+            "successUrl": "https://example.com/ok",
+            "returnUrl": "https://example.com/back",
+            "requireBillingAddress": false,
+            "trial": {"interval": "month", "count": 1}
+        }),
+    )
+    .await;
+    let id = id(&h.wait_ready("each").await);
+    let uid_key = "k8s_checkout_link_uid";
+
+    // (what changes, the spec merge patch, the PATCH body Polar must receive)
+    let cases: Vec<(&str, Value, Value)> = vec![
+        (
+            "label",
+            json!({"label": "Each v2"}),
+            json!({"label": "Each v2"}),
+        ),
+        (
+            "discount codes",
+            json!({"discount": {"allowCodes": false}}),
+            json!({"allow_discount_codes": false}),
+        ),
+        (
+            "billing address",
+            json!({"requireBillingAddress": true}),
+            json!({"require_billing_address": true}),
+        ),
+        (
+            "success URL",
+            json!({"successUrl": "https://example.com/thanks"}),
+            json!({"success_url": "https://example.com/thanks"}),
+        ),
+        (
+            "return URL",
+            json!({"returnUrl": "https://example.com/home"}),
+            json!({"return_url": "https://example.com/home"}),
+        ),
+        (
+            "trial",
+            json!({"trial": {"interval": "year", "count": 1}}),
+            json!({"trial_interval": "year", "trial_interval_count": 1}),
+        ),
+        (
+            "removed discount",
+            json!({"discount": {"presetId": null}}),
+            json!({"discount_id": null}),
+        ),
+        (
+            "removed success URL",
+            json!({"successUrl": null}),
+            json!({"success_url": null}),
+        ),
+        (
+            "removed label",
+            json!({"label": null}),
+            json!({"label": null}),
+        ),
+        // Products change: the preset trial goes along, or Polar would drop it.
+        (
+            "products",
+            json!({"products": [PRO_YEARLY, PRO_MONTHLY]}),
+            json!({"products": [PRO_YEARLY, PRO_MONTHLY],
+                   "trial_interval": "year", "trial_interval_count": 1}),
+        ),
+    ];
+    for (what, spec, expected) in cases {
+        h.emulator.clear_requests();
+        h.patch_spec("each", spec).await;
+        h.wait_ready("each").await;
+        let bodies = patch_bodies(&h);
+        assert_eq!(bodies.len(), 1, "{what}: one PATCH, got {bodies:?}");
+        assert_eq!(Value::Object(bodies[0].clone()), expected, "{what}");
+    }
+
+    // Metadata is replaced as a whole (with the operator's ownership key kept).
+    h.emulator.clear_requests();
+    let uid = h
+        .patch_spec("each", json!({"metadata": {"source": "email"}}))
+        .await
+        .uid()
+        .unwrap();
+    h.wait_ready("each").await;
+    let bodies = patch_bodies(&h);
+    assert_eq!(bodies.len(), 1, "metadata: one PATCH, got {bodies:?}");
+    assert_eq!(
+        Value::Object(bodies[0].clone()),
+        json!({"metadata": {"source": "email", uid_key: uid}})
+    );
+
+    // URL parameters only shape status.shareUrl: no Polar call at all.
+    h.emulator.clear_requests();
+    h.patch_spec("each", json!({"urlParameters": {"utmSource": "x"}}))
+        .await;
+    let link = h
+        .wait_for("each", Duration::from_secs(30), "shareUrl updated", |l| {
+            l.status
+                .as_ref()
+                .and_then(|s| s.share_url.as_deref())
+                .is_some_and(|u| u.ends_with("?utm_source=x"))
+        })
+        .await;
+    h.wait_ready("each").await;
+    assert!(patch_bodies(&h).is_empty(), "no PATCH for urlParameters");
+    assert_eq!(status(&link).id.as_deref(), Some(id.as_str()));
+    h.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settled_links_cost_no_polar_or_kubernetes_writes_across_resyncs() {
     let h = Harness::start(
