@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta};
@@ -220,11 +222,20 @@ impl SecretCache {
 pub type ClientFactory =
     Arc<dyn Fn(&Credentials) -> Result<Arc<dyn CheckoutLinks>, PolarError> + Send + Sync>;
 
+/// How long a Polar client may sit unused before it is dropped (a rotated token's client, a
+/// Secret no link uses any more). Dropped clients are made again on demand.
+pub const CLIENT_IDLE_TTL: Duration = Duration::from_secs(3600);
+
 /// One Polar client per (server, token fingerprint), each paced by its organisation's governor.
 pub struct PolarClients {
     factory: ClientFactory,
-    clients: Mutex<HashMap<(Server, String), Arc<dyn CheckoutLinks>>>,
+    clients: Mutex<HashMap<ClientKey, KeptClient>>,
 }
+
+/// A client per server and token fingerprint (never the token itself).
+type ClientKey = (Server, String);
+/// A client and when it was last used.
+type KeptClient = (Arc<dyn CheckoutLinks>, Instant);
 
 impl PolarClients {
     /// Clients over HTTP with `timeout` per request, paced by `governors`, each request
@@ -250,16 +261,30 @@ impl PolarClients {
         }
     }
 
-    /// The client for `credentials`, made on first use.
+    /// The client for `credentials`, made on first use. Making one also drops the clients
+    /// unused for [`CLIENT_IDLE_TTL`], so rotated tokens do not pile up.
     pub fn get(&self, credentials: &Credentials) -> Result<Arc<dyn CheckoutLinks>, PolarError> {
         let key = (credentials.server.clone(), credentials.token.fingerprint());
+        let now = Instant::now();
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
+        if let Some((client, used)) = clients.get_mut(&key) {
+            *used = now;
+            return Ok(client.clone());
         }
+        clients.retain(|_, (_, used)| now.duration_since(*used) < CLIENT_IDLE_TTL);
         let client = (self.factory)(credentials)?;
-        clients.insert(key, client.clone());
+        clients.insert(key, (client.clone(), now));
         Ok(client)
+    }
+
+    /// How many clients are kept.
+    pub fn len(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no client is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -399,5 +424,47 @@ mod tests {
         .unwrap_err();
         assert!(matches!(bad, CredentialsError::BadServer { .. }));
         assert!(!bad.to_string().contains("polar_oat_secret"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clients_are_reused_and_the_idle_ones_dropped_when_a_new_one_is_made() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let made = Arc::new(AtomicUsize::new(0));
+        let http = PolarClients::http(
+            Arc::new(Governors::new(0.9, None)),
+            Duration::from_secs(5),
+            None,
+        );
+        let counted = made.clone();
+        let clients = PolarClients::with_factory(Arc::new(move |c: &Credentials| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            (http.factory)(c)
+        }));
+        let credentials = |token: &str| Credentials {
+            token: Token::new(token),
+            server: Server::Sandbox,
+        };
+        let old = credentials("polar_oat_old");
+        let new = credentials("polar_oat_new");
+
+        clients.get(&old).unwrap();
+        clients.get(&old).unwrap();
+        assert_eq!(made.load(Ordering::SeqCst), 1, "one client per token");
+
+        tokio::time::advance(CLIENT_IDLE_TTL / 2).await;
+        clients.get(&new).unwrap();
+        assert_eq!(clients.len(), 2, "the old client was used recently");
+
+        tokio::time::advance(CLIENT_IDLE_TTL).await;
+        clients.get(&new).unwrap();
+        assert_eq!(clients.len(), 2, "reusing a client drops nothing");
+        clients.get(&credentials("polar_oat_newer")).unwrap();
+        assert_eq!(clients.len(), 2, "the old token's client is gone");
+        clients.get(&old).unwrap();
+        assert_eq!(
+            made.load(Ordering::SeqCst),
+            4,
+            "a dropped client is made again"
+        );
     }
 }
