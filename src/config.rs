@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::leader::{self, Election, Timing};
 use crate::reconcile::credentials::SecretName;
 use crate::telemetry::LogFormat;
 
@@ -84,6 +85,50 @@ pub struct Config {
         default_value = "0.0.0.0:8080"
     )]
     pub metrics_addr: SocketAddr,
+
+    /// Reconcile only while holding a Lease, so that of several replicas exactly one acts and
+    /// a standby takes over when it stops. Without it, the process always reconciles.
+    /// `--leader-election` alone, or `--leader-election=true|false` (also `1`/`0`, `yes`/`no`).
+    #[arg(
+        long,
+        env = "CHECKOUT_LINK_OPERATOR_LEADER_ELECTION",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub leader_election: bool,
+
+    /// Namespace of the Lease; default: `POD_NAMESPACE`, else the pod's service account
+    /// namespace.
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// Name of the Lease. Shards (Deployments with their own `--namespace` or
+    /// `--label-selector`) each need their own.
+    #[arg(
+        long,
+        env = "CHECKOUT_LINK_OPERATOR_LEADER_ELECTION_LEASE_NAME",
+        default_value = leader::DEFAULT_LEASE_NAME
+    )]
+    pub leader_election_lease_name: String,
+
+    /// How long the Lease stays valid after each renewal (whole seconds, at least 2s): a
+    /// standby takes over within about this long after the leader dies.
+    #[arg(
+        long,
+        env = "CHECKOUT_LINK_OPERATOR_LEADER_ELECTION_LEASE_DURATION",
+        default_value = "15s",
+        value_parser = parse_lease_duration
+    )]
+    pub leader_election_lease_duration: Duration,
+
+    /// This replica's identity in the Lease, unique per replica; default: `POD_NAME`, else
+    /// the host name with a random suffix.
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_LEADER_ELECTION_IDENTITY")]
+    pub leader_election_identity: Option<String>,
 }
 
 impl Config {
@@ -100,6 +145,37 @@ impl Config {
             polar_rate_share: self.polar_rate_share,
             polar_rate_limit: self.polar_rate_limit,
         }
+    }
+
+    /// The leader election to run: `None` without `--leader-election`. Reads `POD_NAMESPACE`,
+    /// `POD_NAME`, the service account's namespace file and the host name for the defaults.
+    pub fn election(&self) -> Result<Option<Election>, String> {
+        if !self.leader_election {
+            return Ok(None);
+        }
+        let env = |name| std::env::var(name).ok();
+        let namespace = leader::resolve_namespace(
+            self.leader_election_namespace.as_deref(),
+            env("POD_NAMESPACE").as_deref(),
+            std::fs::read_to_string(leader::SERVICE_ACCOUNT_NAMESPACE)
+                .ok()
+                .as_deref(),
+        )?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| env("HOSTNAME"));
+        let identity = leader::resolve_identity(
+            self.leader_election_identity.as_deref(),
+            env("POD_NAME").as_deref(),
+            hostname.as_deref(),
+            &leader::random_suffix(),
+        );
+        Ok(Some(Election {
+            namespace,
+            lease_name: self.leader_election_lease_name.clone(),
+            identity,
+            timing: Timing::new(self.leader_election_lease_duration),
+        }))
     }
 
     /// The Kubernetes client: `--kubeconfig` when given, else in-cluster or the default.
@@ -199,6 +275,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// A lease duration: [`parse_duration`], at least 2 s (the Lease counts whole seconds, and the
+/// leader renews half-way).
+pub fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(2) {
+        return Err(format!("{s:?}: a lease lasts at least 2s"));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +320,56 @@ mod tests {
         assert_eq!(config.metrics_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(config.log_format, LogFormat::Text);
         assert!(config.default_credentials_secret.is_none());
+        assert!(!config.leader_election);
+        assert_eq!(config.election(), Ok(None), "no election without the flag");
+        assert_eq!(config.leader_election_lease_name, "checkout-link-operator");
+        assert_eq!(
+            config.leader_election_lease_duration,
+            Duration::from_secs(15)
+        );
+        assert!(config.leader_election_namespace.is_none());
+        assert!(config.leader_election_identity.is_none());
+    }
+
+    #[test]
+    fn leader_election_flags_are_read() {
+        let config = Config::try_parse_from([
+            "checkout-link-operator",
+            "--leader-election",
+            "--leader-election-namespace",
+            "ops",
+            "--leader-election-lease-name",
+            "shard-a",
+            "--leader-election-lease-duration",
+            "4s",
+            "--leader-election-identity",
+            "pod-1",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.election().unwrap(),
+            Some(Election {
+                namespace: "ops".to_owned(),
+                lease_name: "shard-a".to_owned(),
+                identity: "pod-1".to_owned(),
+                timing: Timing::new(Duration::from_secs(4)),
+            })
+        );
+        for (args, on) in [
+            (&["x", "--leader-election=true"][..], true),
+            (&["x", "--leader-election=false"], false),
+            (&["x", "--leader-election=1"], true),
+            (&["x", "--leader-election", "--namespace", "shop"], true),
+        ] {
+            let config = Config::try_parse_from(args).unwrap();
+            assert_eq!(config.leader_election, on, "{args:?}");
+        }
+        for bad in ["1s", "500ms", "0"] {
+            assert!(
+                Config::try_parse_from(["x", "--leader-election-lease-duration", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The operator binary: parse the configuration, set up logging, then run the controller and
-//! the `/healthz`, `/readyz`, `/metrics` server until SIGTERM or SIGINT.
+//! the `/healthz`, `/readyz`, `/metrics` server until SIGTERM or SIGINT. With
+//! `--leader-election`, the server starts at once and the controller only once this process
+//! holds the Lease; losing the Lease ends the process with a failure.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use clap::Parser;
 
 use checkout_link_operator::config::Config;
+use checkout_link_operator::leader::Elector;
 use checkout_link_operator::metrics::Metrics;
 use checkout_link_operator::server::{self, Readiness};
 use checkout_link_operator::{polar, reconcile, telemetry};
@@ -19,6 +22,13 @@ async fn main() -> ExitCode {
         eprintln!("checkout-link-operator: {e}");
         return ExitCode::from(2);
     }
+    let election = match config.election() {
+        Ok(election) => election,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     polar::install_crypto_provider();
     let client = match config.kube_client().await {
         Ok(client) => client,
@@ -46,14 +56,25 @@ async fn main() -> ExitCode {
         readiness.clone(),
         stopped(stop_rx.clone()),
     ));
-    reconcile::run(
-        client,
-        config.settings(),
-        metrics,
-        readiness,
-        stopped(stop_rx),
-    )
-    .await;
+    let controller = {
+        let (client, settings) = (client.clone(), config.settings());
+        let (metrics, readiness) = (metrics.clone(), readiness.clone());
+        let stop = stopped(stop_rx.clone());
+        move || reconcile::run(client, settings, metrics, readiness, stop)
+    };
+    match election {
+        None => {
+            metrics.set_leader(true);
+            controller().await;
+        }
+        Some(election) => {
+            let elector = Elector::new(client, election, metrics, readiness);
+            if let Err(lost) = elector.lead(stopped(stop_rx), controller).await {
+                tracing::error!(%lost, "exiting: another replica may act now, this one must not");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     match server.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

@@ -4,7 +4,9 @@
 //! - `reconciles_total{result}`: `ok`, `held` (nothing to do yet), `retrying`, `stalled`, `error`;
 //! - `reconcile_duration_seconds`: histogram of reconcile durations;
 //! - `polar_requests_total{verb,status_class}`: every HTTP request to Polar;
-//! - `errors_total{category}`: reconcile failures by [`crate::error::Error::category`].
+//! - `errors_total{category}`: reconcile failures by [`crate::error::Error::category`];
+//! - `leader`: 1 while this process runs the controller (it holds the leader Lease, or runs
+//!   without `--leader-election`), 0 while it stands by.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -50,6 +53,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     polar_requests: Family<PolarLabels, Counter>,
     errors: Family<CategoryLabel, Counter>,
+    leader: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -90,12 +94,19 @@ impl Metrics {
         );
         let errors = Family::<CategoryLabel, Counter>::default();
         registry.register("errors", "Reconcile failures, by category", errors.clone());
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this process runs the controller (holds the leader Lease), 0 while it stands by",
+            leader.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             reconcile_duration,
             polar_requests,
             errors,
+            leader,
         }
     }
 
@@ -115,6 +126,11 @@ impl Metrics {
         self.polar_requests
             .get_or_create(&PolarLabels { verb, status_class })
             .inc();
+    }
+
+    /// Whether this process leads (runs the controller).
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// An observer for [`crate::polar::http::HttpClient`] that counts its requests here.
@@ -142,12 +158,15 @@ mod tests {
         m.reconciled("ok", Duration::from_millis(5));
         m.error("polar_server");
         (m.polar_observer())("create", "2xx", Duration::from_millis(1));
+        assert!(m.encode().contains("checkout_link_operator_leader 0"));
+        m.set_leader(true);
         let text = m.encode();
         for needle in [
             "checkout_link_operator_reconciles_total{result=\"ok\"} 1",
             "checkout_link_operator_reconcile_duration_seconds_count 1",
             "checkout_link_operator_polar_requests_total{verb=\"create\",status_class=\"2xx\"} 1",
             "checkout_link_operator_errors_total{category=\"polar_server\"} 1",
+            "checkout_link_operator_leader 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
