@@ -256,7 +256,8 @@ pub struct CheckoutLinkStatus {
     /// Id of the Polar organisation that owns the link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<String>,
-    /// The `metadata.generation` this status describes.
+    /// The `metadata.generation` this status describes; -1 until the operator has seen the
+    /// resource (the apiserver sets it on create, so GitOps tools wait for the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready, Reconciling and Stalled, following the kstatus conventions.
@@ -265,10 +266,39 @@ pub struct CheckoutLinkStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// The CRD as the apiserver receives it.
+/// `status.observedGeneration` of a resource the operator has not seen yet.
+pub const UNOBSERVED_GENERATION: i64 = -1;
+
+impl CheckoutLinkStatus {
+    /// The status the apiserver gives a new resource (the CRD's default): kstatus (Flux) reads
+    /// it as InProgress, where a missing status would read as Current before the operator has
+    /// even seen the resource.
+    pub fn unobserved() -> Self {
+        CheckoutLinkStatus {
+            observed_generation: Some(UNOBSERVED_GENERATION),
+            ..Default::default()
+        }
+    }
+}
+
+/// The CRD as the apiserver receives it: kube's derive, plus the default status.
 pub fn crd()
 -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
-    CheckoutLink::crd()
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON;
+    let mut crd = CheckoutLink::crd();
+    let default =
+        serde_json::to_value(CheckoutLinkStatus::unobserved()).expect("a status always serialises");
+    for version in &mut crd.spec.versions {
+        let status = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("status"))
+            .expect("the derived schema has a status property");
+        status.default = Some(JSON(default.clone()));
+    }
+    crd
 }
 
 /// The CRD as YAML, exactly as `crds/checkoutlinks.polar.sh.yaml` holds it.

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use checkout_link_operator::CheckoutLink;
+use checkout_link_operator::{CheckoutLink, CheckoutLinkStatus};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -88,6 +88,26 @@ async fn the_crd_is_established_and_served() {
         .into_iter()
         .any(|c| c.type_ == "Established" && c.status == "True");
     assert!(established, "the CRD is not Established");
+}
+
+#[tokio::test]
+async fn a_new_checkout_link_reads_as_not_yet_observed() {
+    let plane = ControlPlane::shared();
+    let (client, ns) = plane.namespace("crd-default-status").await.unwrap();
+    let api: Api<CheckoutLink> = Api::namespaced(client, &ns);
+    let link: CheckoutLink = serde_json::from_value(json!({
+        "apiVersion": "polar.sh/v1alpha1",
+        "kind": "CheckoutLink",
+        "metadata": {"name": "fresh"},
+        "spec": {"products": [PRODUCT_A]}
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &link).await.unwrap();
+    // kstatus reads this as InProgress (observedGeneration behind generation), not Current.
+    assert_eq!(created.status, Some(CheckoutLinkStatus::unobserved()));
+    let read = api.get("fresh").await.unwrap();
+    assert_eq!(read.status, Some(CheckoutLinkStatus::unobserved()));
+    assert_eq!(read.metadata.generation, Some(1));
 }
 
 #[tokio::test]
