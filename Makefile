@@ -21,7 +21,7 @@ demo: ## the main job: local control plane + emulator + operator + example links
 	@bash hack/demo.sh
 
 .PHONY: test
-test: toolchain tools ## everything CI runs: fmt, clippy, unit, CRD, emulator, integration tests
+test: toolchain tools ## everything CI runs: fmt, clippy, unit, CRD, emulator, integration, chart, GitOps tests
 	@echo "==> cargo fmt --check"
 	$(CARGO) fmt --all -- --check
 	@echo "==> cargo clippy -D warnings"
@@ -44,9 +44,11 @@ tools: ## build etcd, kube-apiserver, kubectl, helm, kubeconform from pinned Go 
 	@bash hack/build-tools.sh >/dev/null
 
 .PHONY: crds
-crds: ## regenerate crds/ from src/crd.rs
+crds: ## regenerate crds/ (and the Helm chart's copy) from src/crd.rs
 	$(CARGO) run --quiet --bin crdgen > crds/checkoutlinks.polar.sh.yaml
 	$(CARGO) run --quiet --bin crdgen policy > crds/checkoutlinks.polar.sh-metadata-policy.yaml
+	cp crds/checkoutlinks.polar.sh.yaml crds/checkoutlinks.polar.sh-metadata-policy.yaml \
+	  charts/checkout-link-operator/files/crds/
 
 .PHONY: crds-check
 crds-check:
@@ -54,6 +56,8 @@ crds-check:
 	  || { echo "crds/ is stale: run 'make crds'"; exit 1; }
 	@diff -u crds/checkoutlinks.polar.sh-metadata-policy.yaml <($(CARGO) run --quiet --bin crdgen policy) \
 	  || { echo "crds/ is stale: run 'make crds'"; exit 1; }
+	@diff -r crds charts/checkout-link-operator/files/crds \
+	  || { echo "charts/checkout-link-operator/files/crds is stale: run 'make crds'"; exit 1; }
 
 .PHONY: cluster-up
 cluster-up: tools ## start a local control plane in the background; kubeconfig in .local/kubeconfig
