@@ -1318,11 +1318,16 @@ async fn own_secret_arrives(w: &World) -> anyhow::Result<()> {
 async fn without(w: &mut World, case: &Case) -> anyhow::Result<()> {
     w.start_operator(&[])?;
     let forbidden = async |w: &World| w.wait_forbidden(case.verb, case.resource).await;
+    // Create `shop`, see the 403, then give the operator time to do what it should not manage.
+    let create_then_observe = async |w: &World| -> anyhow::Result<()> {
+        w.create_link("shop", shop_spec()).await?;
+        forbidden(w).await?;
+        tokio::time::sleep(OBSERVE).await;
+        Ok(())
+    };
     match case.symptom {
         NeverReady => {
-            w.create_link("shop", shop_spec()).await?;
-            forbidden(w).await?;
-            tokio::time::sleep(OBSERVE).await;
+            create_then_observe(w).await?;
             let op = w.operator()?;
             ensure!(op.leads().await == Some(true), "it does not lead");
             ensure!(!op.ready().await, "/readyz answers 200");
@@ -1331,9 +1336,7 @@ async fn without(w: &mut World, case: &Case) -> anyhow::Result<()> {
         }
         NewLinksUnseen => {
             w.wait_synced().await?;
-            w.create_link("shop", shop_spec()).await?;
-            forbidden(w).await?;
-            tokio::time::sleep(OBSERVE).await;
+            create_then_observe(w).await?;
             w.untouched("shop", false).await?;
             let named = format!("{}/shop", w.app);
             ensure!(
@@ -1343,9 +1346,7 @@ async fn without(w: &mut World, case: &Case) -> anyhow::Result<()> {
         }
         NoFinalizer => {
             w.wait_synced().await?;
-            w.create_link("shop", shop_spec()).await?;
-            forbidden(w).await?;
-            tokio::time::sleep(OBSERVE).await;
+            create_then_observe(w).await?;
             w.untouched("shop", false).await?;
             // Seen (unlike NewLinksUnseen): its failed reconciles are logged.
             let named = format!("{}/shop", w.app);
@@ -1356,9 +1357,7 @@ async fn without(w: &mut World, case: &Case) -> anyhow::Result<()> {
         }
         NoStatus => {
             w.wait_synced().await?;
-            w.create_link("shop", shop_spec()).await?;
-            forbidden(w).await?;
-            tokio::time::sleep(OBSERVE).await;
+            create_then_observe(w).await?;
             let link = w.link("shop").await?;
             ensure!(has_finalizer(&link), "no finalizer");
             ensure!(unwritten(&link), "a status was written");
@@ -1370,9 +1369,7 @@ async fn without(w: &mut World, case: &Case) -> anyhow::Result<()> {
         }
         CredentialsUnreadable => {
             w.wait_synced().await?;
-            w.create_link("shop", shop_spec()).await?;
-            forbidden(w).await?;
-            tokio::time::sleep(OBSERVE).await;
+            create_then_observe(w).await?;
             w.untouched("shop", true).await?;
         }
         SecretChangesUnseen => {
@@ -1415,9 +1412,7 @@ async fn without(w: &mut World, case: &Case) -> anyhow::Result<()> {
         }
         NeverLeads => {
             let (_, identity) = w.lease().context("no leader election in the Deployment")?;
-            w.create_link("shop", shop_spec()).await?;
-            forbidden(w).await?;
-            tokio::time::sleep(OBSERVE).await;
+            create_then_observe(w).await?;
             let holder = w.lease_holder().await?;
             ensure!(
                 holder.as_deref() != Some(identity.as_str()),
