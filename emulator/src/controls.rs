@@ -15,12 +15,13 @@ use crate::http::{self, Resp};
 use crate::json::J;
 use crate::model::Link;
 use crate::state::Store;
+use crate::sync::Locked;
 use crate::validate::metadata;
 
 impl Shared {
     pub fn archive_product(&self, id: &str) -> anyhow::Result<()> {
         let id: Uuid = id.parse().context("product id is not a UUID")?;
-        let mut store = self.store.lock().expect("store lock");
+        let mut store = self.store.locked();
         if !store.archive_product(id, Utc::now()) {
             bail!("no product {id}");
         }
@@ -29,7 +30,7 @@ impl Shared {
 
     pub fn edit_link(&self, id: &str, patch: &Value) -> anyhow::Result<()> {
         let id: Uuid = id.parse().context("link id is not a UUID")?;
-        let mut store = self.store.lock().expect("store lock");
+        let mut store = self.store.locked();
         let mut link = store
             .links
             .get(&id)
@@ -60,7 +61,7 @@ impl Shared {
 
     pub fn delete_link(&self, id: &str) -> anyhow::Result<()> {
         let id: Uuid = id.parse().context("link id is not a UUID")?;
-        let mut store = self.store.lock().expect("store lock");
+        let mut store = self.store.locked();
         if !store.soft_delete(id, Utc::now()) {
             bail!("no live checkout link {id}");
         }
@@ -70,7 +71,7 @@ impl Shared {
     /// The link as `GET` returns it; `None` if absent or deleted.
     pub fn link(&self, id: &str) -> Option<Value> {
         let id: Uuid = id.parse().ok()?;
-        let store = self.store.lock().expect("store lock");
+        let store = self.store.locked();
         let link = store.links.get(&id).filter(|l| l.deleted_at.is_none())?;
         Some(to_value(&store, link, false))
     }
@@ -78,13 +79,13 @@ impl Shared {
     /// The stored link, soft-deleted ones included, with `deleted_at`.
     pub fn stored_link(&self, id: &str) -> Option<Value> {
         let id: Uuid = id.parse().ok()?;
-        let store = self.store.lock().expect("store lock");
+        let store = self.store.locked();
         let link = store.links.get(&id)?;
         Some(to_value(&store, link, true))
     }
 
     pub fn links(&self, include_deleted: bool) -> Vec<Value> {
-        let store = self.store.lock().expect("store lock");
+        let store = self.store.locked();
         store
             .link_order
             .iter()
@@ -96,8 +97,7 @@ impl Shared {
 
     /// Back to the seed: links, faults, counters and the log are cleared.
     pub fn reset(&self) {
-        *self.store.lock().expect("store lock") =
-            Store::from_seed(&self.seed, self.url_template.clone());
+        *self.store.locked() = Store::from_seed(&self.seed, self.url_template.clone());
         self.faults.set(Vec::new());
         self.counters.reset();
         self.log.clear();

@@ -4,6 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::sync::Locked;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -73,16 +74,16 @@ pub struct Faults(Mutex<Vec<FaultRule>>);
 
 impl Faults {
     pub fn set(&self, rules: Vec<FaultRule>) {
-        *self.0.lock().expect("faults lock") = rules;
+        *self.0.locked() = rules;
     }
 
     pub fn get(&self) -> Vec<FaultRule> {
-        self.0.lock().expect("faults lock").clone()
+        self.0.locked().clone()
     }
 
     /// Applies every matching rule (using up one of its `count`).
     pub fn plan(&self, method: &str, template: &str) -> FaultPlan {
-        let mut rules = self.0.lock().expect("faults lock");
+        let mut rules = self.0.locked();
         let mut plan = FaultPlan::default();
         if rules.is_empty() {
             return plan;

@@ -49,6 +49,7 @@ mod seed;
 mod server;
 mod service;
 mod state;
+mod sync;
 pub mod validate;
 
 pub use faults::FaultRule;

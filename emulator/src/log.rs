@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
+use crate::sync::Locked;
 use serde::{Deserialize, Serialize};
 
 /// One request as the emulator saw it. The `Authorization` value is never kept.
@@ -35,25 +36,19 @@ pub struct Counters(Mutex<HashMap<String, u64>>);
 impl Counters {
     pub fn hit(&self, method: &str, template: &str) {
         let key = format!("{method} {template}");
-        *self
-            .0
-            .lock()
-            .expect("counters lock")
-            .entry(key)
-            .or_insert(0) += 1;
+        *self.0.locked().entry(key).or_insert(0) += 1;
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.0
-            .lock()
-            .expect("counters lock")
+            .locked()
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect()
     }
 
     pub fn reset(&self) {
-        self.0.lock().expect("counters lock").clear();
+        self.0.locked().clear();
     }
 }
 
@@ -63,7 +58,7 @@ pub struct RequestLog(Mutex<VecDeque<RequestLogEntry>>);
 
 impl RequestLog {
     pub fn push(&self, entry: RequestLogEntry) {
-        let mut log = self.0.lock().expect("log lock");
+        let mut log = self.0.locked();
         if log.len() == LOG_CAPACITY {
             log.pop_front();
         }
@@ -71,10 +66,10 @@ impl RequestLog {
     }
 
     pub fn entries(&self) -> Vec<RequestLogEntry> {
-        self.0.lock().expect("log lock").iter().cloned().collect()
+        self.0.locked().iter().cloned().collect()
     }
 
     pub fn clear(&self) {
-        self.0.lock().expect("log lock").clear();
+        self.0.locked().clear();
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::auth::{Auth, token_hash};
+use crate::sync::Locked;
 
 /// Requests per window for tokens Polar has not yet cached (`pending_auth`).
 pub const COLD_TOKEN_LIMIT: u32 = 60;
@@ -56,8 +57,7 @@ impl RateLimiter {
             let warm = matches!(auth, Auth::Valid(_))
                 && self
                     .seen
-                    .lock()
-                    .expect("rate-limit lock")
+                    .locked()
                     .get(&hash)
                     .is_some_and(|at| now.duration_since(*at) < IDENTITY_CACHE);
             if !warm {
@@ -77,7 +77,7 @@ impl RateLimiter {
         }
         let now = Instant::now();
         let (key, limit) = self.bucket(auth, token, peer, now);
-        let mut windows = self.windows.lock().expect("rate-limit lock");
+        let mut windows = self.windows.locked();
         let entry = windows.entry(key).or_insert((now, 0));
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
@@ -89,10 +89,7 @@ impl RateLimiter {
     /// Polar writes the identity cache after every request that authenticated.
     pub fn authenticated(&self, token: &str) {
         if self.cold_tokens {
-            self.seen
-                .lock()
-                .expect("rate-limit lock")
-                .insert(token_hash(token), Instant::now());
+            self.seen.locked().insert(token_hash(token), Instant::now());
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::http::{self, Resp};
 use crate::model::{Discount, PriceKind, Product};
 use crate::render;
 use crate::routes::{Ctx, list_response, path_id};
+use crate::sync::Locked;
 use crate::validate::query::{self, Page, enum_list, opt_bool, uuid_list};
 
 type ListParams<'a> = (&'a Principal, Page, Vec<(String, bool)>);
@@ -93,7 +94,7 @@ pub fn list_products(ctx: &Ctx) -> Result<Resp, Resp> {
     )?;
     let (ids, orgs, archived, recurring, visibility) = filters;
     let text = ctx.query.last("query").map(str::to_lowercase);
-    let store = ctx.shared.store.lock().expect("store lock");
+    let store = ctx.shared.store.locked();
     let mut items: Vec<&Product> = store
         .product_order
         .iter()
@@ -139,7 +140,7 @@ fn get_one(
 
 pub fn get_product(ctx: &Ctx) -> Result<Resp, Resp> {
     get_one(ctx, scopes::PRODUCTS_READ, |who, id| {
-        let store = ctx.shared.store.lock().expect("store lock");
+        let store = ctx.shared.store.locked();
         let p = store
             .products
             .get(&id)
@@ -165,7 +166,7 @@ pub fn list_discounts(ctx: &Ctx) -> Result<Resp, Resp> {
         },
     )?;
     let text = ctx.query.last("query");
-    let store = ctx.shared.store.lock().expect("store lock");
+    let store = ctx.shared.store.locked();
     // name LIKE %q% (case-sensitive) OR code ILIKE %q%.
     let matches = |d: &Discount, q: &str| {
         d.name.contains(q)
@@ -197,7 +198,7 @@ pub fn list_discounts(ctx: &Ctx) -> Result<Resp, Resp> {
 
 pub fn get_discount(ctx: &Ctx) -> Result<Resp, Resp> {
     get_one(ctx, scopes::DISCOUNTS_READ, |who, id| {
-        let store = ctx.shared.store.lock().expect("store lock");
+        let store = ctx.shared.store.locked();
         let d = store
             .discounts
             .get(&id)
@@ -226,7 +227,7 @@ pub fn list_organizations(ctx: &Ctx) -> Result<Resp, Resp> {
         |_| {},
     )?;
     let slug = ctx.query.last("slug");
-    let store = ctx.shared.store.lock().expect("store lock");
+    let store = ctx.shared.store.locked();
     let mut items: Vec<_> = store
         .organizations
         .iter()
@@ -251,7 +252,7 @@ pub fn list_organizations(ctx: &Ctx) -> Result<Resp, Resp> {
 
 pub fn get_organization(ctx: &Ctx) -> Result<Resp, Resp> {
     get_one(ctx, scopes::ORGANIZATIONS_READ, |who, id| {
-        let store = ctx.shared.store.lock().expect("store lock");
+        let store = ctx.shared.store.locked();
         let o = store
             .organizations
             .iter()

@@ -10,6 +10,7 @@ use crate::http::{self, Resp};
 use crate::listing::LinkFilter;
 use crate::routes::{Ctx, body_missing, list_response, parse_body, path_id};
 use crate::state::Store;
+use crate::sync::Locked;
 use crate::validate::create::validate_create;
 use crate::validate::query::{self, uuid_list};
 use crate::validate::update::validate_update;
@@ -31,7 +32,7 @@ pub fn list(ctx: &Ctx) -> Result<Resp, Resp> {
         products,
         sorting,
     };
-    let store = ctx.shared.store.lock().expect("store lock");
+    let store = ctx.shared.store.locked();
     let (rows, total) = store.list_links(who, &filter, page);
     let items: Vec<_> = rows
         .iter()
@@ -52,7 +53,7 @@ pub fn create(ctx: &Ctx) -> Result<Resp, Resp> {
     let who = require(ctx.principal, scopes::LINKS_WRITE)?;
     let body = body.ok_or_else(|| http::request_validation(&[body_missing()]))?;
     let input = validate_create(&body).map_err(|errors| http::request_validation(&errors))?;
-    let mut store = ctx.shared.store.lock().expect("store lock");
+    let mut store = ctx.shared.store.locked();
     let id = store
         .create_link(who, input, Utc::now())
         .map_err(|e| e.response())?;
@@ -62,7 +63,7 @@ pub fn create(ctx: &Ctx) -> Result<Resp, Resp> {
 pub fn get(ctx: &Ctx) -> Result<Resp, Resp> {
     let who = require(ctx.principal, scopes::LINKS_READ)?;
     let id = path_id(ctx).map_err(|e| http::request_validation(&[e]))?;
-    let store = ctx.shared.store.lock().expect("store lock");
+    let store = ctx.shared.store.locked();
     let link = store
         .visible_link(who, id)
         .ok_or_else(http::resource_not_found)?;
@@ -91,7 +92,7 @@ pub fn update(ctx: &Ctx) -> Result<Resp, Resp> {
     let (Some(id), Some(input)) = (id, input) else {
         return Err(http::request_validation(&errors));
     };
-    let mut store = ctx.shared.store.lock().expect("store lock");
+    let mut store = ctx.shared.store.locked();
     store
         .update_link(who, id, input, Utc::now())
         .map_err(|e| e.response())?;
@@ -101,7 +102,7 @@ pub fn update(ctx: &Ctx) -> Result<Resp, Resp> {
 pub fn delete(ctx: &Ctx) -> Result<Resp, Resp> {
     let who = require(ctx.principal, scopes::LINKS_WRITE)?;
     let id = path_id(ctx).map_err(|e| http::request_validation(&[e]))?;
-    let mut store = ctx.shared.store.lock().expect("store lock");
+    let mut store = ctx.shared.store.locked();
     store
         .delete_link(who, id, Utc::now())
         .map_err(|e| e.response())?;

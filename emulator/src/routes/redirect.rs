@@ -6,12 +6,13 @@ use hyper::StatusCode;
 
 use crate::http::{self, Resp};
 use crate::routes::Ctx;
+use crate::sync::Locked;
 
 pub const CHECKOUT_PREFIX: &str = "polar_c_";
 
 pub fn redirect(ctx: &Ctx) -> Result<Resp, Resp> {
     let secret = ctx.param.unwrap_or_default();
-    let mut store = ctx.shared.store.lock().expect("store lock");
+    let mut store = ctx.shared.store.locked();
     let link_id = store
         .secrets
         .get(secret)
@@ -48,7 +49,7 @@ fn escape(s: &str) -> String {
 
 pub fn checkout_page(ctx: &Ctx) -> Result<Resp, Resp> {
     let secret = ctx.param.unwrap_or_default();
-    let store = ctx.shared.store.lock().expect("store lock");
+    let store = ctx.shared.store.locked();
     let link = store
         .checkouts
         .get(secret)
