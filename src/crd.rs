@@ -286,16 +286,19 @@ pub fn crd()
 -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON;
     let mut crd = CheckoutLink::crd();
-    let default =
-        serde_json::to_value(CheckoutLinkStatus::unobserved()).expect("a status always serialises");
-    for version in &mut crd.spec.versions {
-        let status = version
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-            .and_then(|s| s.properties.as_mut())
-            .and_then(|p| p.get_mut("status"))
-            .expect("the derived schema has a status property");
+    // What `CheckoutLinkStatus::unobserved()` serialises to (tests/crd_admission.rs checks
+    // that the apiserver returns exactly that status for a new resource).
+    let default = serde_json::json!({ "observedGeneration": UNOBSERVED_GENERATION });
+    let statuses = crd.spec.versions.iter_mut().filter_map(|v| {
+        v.schema
+            .as_mut()?
+            .open_api_v3_schema
+            .as_mut()?
+            .properties
+            .as_mut()?
+            .get_mut("status")
+    });
+    for status in statuses {
         status.default = Some(JSON(default.clone()));
     }
     crd
