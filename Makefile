@@ -17,11 +17,13 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: ## the main job: local control plane + emulator + operator + example links (Ctrl-C stops)
+demo: prereqs ## the main job: local control plane + emulator + operator + example links (Ctrl-C stops)
 	@bash hack/demo.sh
 
 .PHONY: test
-test: toolchain tools ## everything CI runs: fmt, clippy, unit, CRD, emulator, integration, chart, GitOps tests
+test: prereqs toolchain tools ## everything CI runs: fmt, clippy, unit, CRD, emulator, integration, chart, GitOps tests
+	@echo "==> no tracked file refers to a folder outside the repository"
+	@bash hack/check-self-contained.sh
 	@echo "==> cargo fmt --check"
 	$(CARGO) fmt --all -- --check
 	@echo "==> cargo clippy -D warnings"
@@ -33,6 +35,10 @@ test: toolchain tools ## everything CI runs: fmt, clippy, unit, CRD, emulator, i
 	  $(CARGO) test --workspace --locked
 	@echo "==> schemathesis against the emulator"
 	@$(MAKE) --no-print-directory schemathesis
+
+.PHONY: prereqs
+prereqs: ## check the toolchains make cannot install by itself (one line per missing piece)
+	@bash hack/prereqs.sh
 
 .PHONY: toolchain
 toolchain: ## make sure rustfmt and clippy are installed

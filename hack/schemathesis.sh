@@ -12,7 +12,7 @@ set -euo pipefail
 
 SCHEMATHESIS_VERSION="4.32.5"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-spec="$repo/../shared/polar-api/checkout-links.openapi.json"
+spec="$repo/polar-api/checkout-links-2026-04.openapi.json"
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/checkout-link-operator/venv-schemathesis"
 cargo="${CARGO:-cargo}"
 max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-200}"

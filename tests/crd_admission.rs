@@ -462,7 +462,7 @@ async fn admission_agrees_with_polar_on_every_url_vector() {
     let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource());
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/polar-api/vectors/url-normalization.json"
+        "/polar-api/vectors/url-normalization.json"
     );
     let vectors: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut disagreements = Vec::new();

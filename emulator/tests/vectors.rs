@@ -1,4 +1,4 @@
-//! Every vector from `shared/polar-api/vectors/`, sent over HTTP on create and
+//! Every vector from `polar-api/vectors/`, sent over HTTP on create and
 //! on update: the stored value, or the 422 item's type and message.
 mod common;
 
@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 fn vectors(name: &str) -> Vec<Value> {
     let path = format!(
-        "{}/../../shared/polar-api/vectors/{name}",
+        "{}/../polar-api/vectors/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));

@@ -172,7 +172,7 @@ mod tests {
 
     fn vectors(name: &str) -> Vec<Value> {
         let path = format!(
-            "{}/../shared/polar-api/vectors/{name}",
+            "{}/polar-api/vectors/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
