@@ -9,7 +9,6 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::leader::{self, Election, Timing};
-use crate::reconcile::credentials::SecretName;
 use crate::telemetry::LogFormat;
 
 /// Command-line flags (each also read from the environment variable shown in `--help`).
@@ -31,7 +30,8 @@ pub struct Config {
     #[arg(long, env = "CHECKOUT_LINK_OPERATOR_DEFAULT_CREDENTIALS_SECRET")]
     pub default_credentials_secret: Option<SecretName>,
 
-    /// How often a settled link is checked against Polar (drift detection), e.g. `10m`, `30s`.
+    /// How often each organisation's links are listed from Polar to find drift (one call per
+    /// 100 links, whatever the number of CheckoutLinks), e.g. `10m`, `30s`.
     #[arg(long, env = "CHECKOUT_LINK_OPERATOR_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
 
@@ -69,6 +69,31 @@ pub struct Config {
     /// default (production 500, sandbox 100).
     #[arg(long, env = "CHECKOUT_LINK_OPERATOR_POLAR_RATE_LIMIT")]
     pub polar_rate_limit: Option<u32>,
+
+    /// The Polar API version sent as `Polar-Version` on every request (`YYYY-MM`). Change it
+    /// only to follow Polar's quarterly version rotation.
+    #[arg(
+        long,
+        env = "CHECKOUT_LINK_OPERATOR_POLAR_API_VERSION",
+        default_value = crate::polar::http::API_VERSION,
+        value_parser = parse_api_version
+    )]
+    pub polar_api_version: String,
+
+    /// Accept credentials Secrets whose `server` is a plain `http://` URL of a host other than
+    /// the loopback interface. Off by default: the token would travel in clear text, and any
+    /// user who can write a Secret could point the operator at an address inside the cluster.
+    #[arg(
+        long,
+        env = "CHECKOUT_LINK_OPERATOR_ALLOW_INSECURE_SERVERS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_insecure_servers: bool,
 
     /// Log format.
     #[arg(long, env = "CHECKOUT_LINK_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -144,6 +169,8 @@ impl Config {
             polar_timeout: self.polar_timeout,
             polar_rate_share: self.polar_rate_share,
             polar_rate_limit: self.polar_rate_limit,
+            polar_api_version: self.polar_api_version.clone(),
+            allow_insecure_servers: self.allow_insecure_servers,
         }
     }
 
@@ -221,6 +248,10 @@ pub struct Settings {
     pub polar_rate_share: f64,
     /// Per-minute limit overriding the server's default.
     pub polar_rate_limit: Option<u32>,
+    /// The `Polar-Version` sent on every request.
+    pub polar_api_version: String,
+    /// Whether `http://` servers other than loopback are accepted.
+    pub allow_insecure_servers: bool,
 }
 
 impl Default for Settings {
@@ -235,7 +266,57 @@ impl Default for Settings {
             polar_timeout: crate::polar::http::DEFAULT_TIMEOUT,
             polar_rate_share: crate::polar::governor::DEFAULT_SHARE,
             polar_rate_limit: None,
+            polar_api_version: crate::polar::http::API_VERSION.to_owned(),
+            allow_insecure_servers: false,
         }
+    }
+}
+
+/// A Secret by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretName {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::str::FromStr for SecretName {
+    type Err = String;
+
+    /// `namespace/name`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(SecretName {
+                    namespace: ns.to_owned(),
+                    name: name.to_owned(),
+                })
+            }
+            _ => Err(format!("{s:?} is not namespace/name")),
+        }
+    }
+}
+
+impl std::fmt::Display for SecretName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A Polar API version: `YYYY-MM`.
+pub fn parse_api_version(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = s.len() == 7
+        && s.as_bytes()[4] == b'-'
+        && s[..4].bytes().all(|b| b.is_ascii_digit())
+        && s[5..].parse::<u8>().is_ok_and(|m| (1..=12).contains(&m));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a Polar API version such as 2026-10 (YYYY-MM)"
+        ))
     }
 }
 
@@ -329,6 +410,20 @@ mod tests {
         );
         assert!(config.leader_election_namespace.is_none());
         assert!(config.leader_election_identity.is_none());
+        assert_eq!(config.polar_api_version, "2026-10");
+        assert!(!config.allow_insecure_servers);
+    }
+
+    #[test]
+    fn the_api_version_is_a_year_and_a_month() {
+        let config = Config::try_parse_from(["x", "--polar-api-version", "2027-01"]).unwrap();
+        assert_eq!(config.settings().polar_api_version, "2027-01");
+        for bad in ["2027", "2027-13", "27-01", "2027-1", "latest"] {
+            assert!(
+                Config::try_parse_from(["x", "--polar-api-version", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub const ADOPT_ANNOTATION: &str = "polar.sh/checkout-link-id";
 pub const MANAGER: &str = "checkout-link-operator";
 /// Polar metadata key the operator writes on every link it creates: the resource's UID, so that
 /// a link created just before a crash is found again instead of being created twice.
-pub const OWNER_METADATA_KEY: &str = "k8s_checkout_link_uid";
+pub use crate::polar::OWNER_METADATA_KEY;
 /// Polar allows 50 metadata keys; one is reserved for [`OWNER_METADATA_KEY`].
 pub const MAX_USER_METADATA_KEYS: usize = 49;
 

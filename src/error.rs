@@ -37,6 +37,17 @@ pub enum Error {
     /// The adoption annotation cannot be followed (no such link, or another resource's).
     #[error("{0}")]
     Adoption(String),
+    /// The Polar link is claimed by another resource (its owner tag names another UID), or the
+    /// adoption annotation names another link than the one this resource manages.
+    #[error("{0}")]
+    Conflict(String),
+    /// The credentials act on another organisation than the one that owns the link.
+    #[error("{0}")]
+    OrganizationMismatch(String),
+    /// Polar answered 404 for a link, but the token's organisation is not known, so the answer
+    /// cannot be told apart from "wrong organisation": the deletion is not counted as done.
+    #[error("{0}")]
+    Unverified(String),
     /// A failure already handled (status written, event sent) that must still fail the
     /// reconcile (so the finalizer stays): the error policy retries after `delay`.
     #[error("{cause} (next attempt in {}s)", delay.as_secs())]
@@ -83,13 +94,15 @@ pub enum CredentialsError {
 
 impl Error {
     /// A bounded label: `polar_<polar category>`, `credentials_missing`,
-    /// `credentials_invalid`, `invalid_spec`, `adoption`, `kube`, `finalizer`, `held` or `internal`.
+    /// `credentials_invalid`, `invalid_spec`, `adoption`, `conflict`, `organization_mismatch`,
+    /// `unverified`, `kube`, `finalizer`, `held` or `internal`.
     pub fn category(&self) -> &'static str {
         match self {
             Error::Polar { source, .. } => match source.category() {
                 "validation" => "polar_validation",
                 "credentials" => "polar_credentials",
                 "not_found" => "polar_not_found",
+                "version_refused" => "polar_version_refused",
                 "rate_limited" => "polar_rate_limited",
                 "server" => "polar_server",
                 "timeout" => "polar_timeout",
@@ -103,6 +116,9 @@ impl Error {
             Error::Kube { .. } => "kube",
             Error::Finalizer(_) => "finalizer",
             Error::Adoption(_) => "adoption",
+            Error::Conflict(_) => "conflict",
+            Error::OrganizationMismatch(_) => "organization_mismatch",
+            Error::Unverified(_) => "unverified",
             Error::Held => "held",
             Error::Deferred { cause, .. } => cause.category(),
             Error::MissingObjectField(_) => "internal",

@@ -6,7 +6,12 @@
 //! - `polar_requests_total{verb,status_class}`: every HTTP request to Polar;
 //! - `errors_total{category}`: reconcile failures by [`crate::error::Error::category`];
 //! - `leader`: 1 while this process runs the controller (it holds the leader Lease, or runs
-//!   without `--leader-election`), 0 while it stands by.
+//!   without `--leader-election`), 0 while it stands by;
+//! - `sweeps_total{result}`: sweeps of an organisation's links (`ok`, `failed`);
+//! - `sweep_calls_total`: list calls made by sweeps;
+//! - `mirrored_links`: links held in the organisations' mirrors, as of each one's last sweep;
+//! - `status_writes_total`: CheckoutLink status patches sent;
+//! - `orphaned_links_total`: links left in Polar when a deletion gave up after its grace.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +59,12 @@ pub struct Metrics {
     polar_requests: Family<PolarLabels, Counter>,
     errors: Family<CategoryLabel, Counter>,
     leader: Gauge,
+    sweeps: Family<ResultLabel, Counter>,
+    sweep_calls: Counter,
+    mirrored: Gauge,
+    mirrored_by_org: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    status_writes: Counter,
+    orphaned: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +111,36 @@ impl Metrics {
             "1 while this process runs the controller (holds the leader Lease), 0 while it stands by",
             leader.clone(),
         );
+        let sweeps = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "sweeps",
+            "Sweeps of an organisation's checkout links, by result",
+            sweeps.clone(),
+        );
+        let sweep_calls = Counter::default();
+        registry.register(
+            "sweep_calls",
+            "List calls made by sweeps (one per 100 links of an organisation)",
+            sweep_calls.clone(),
+        );
+        let mirrored = Gauge::default();
+        registry.register(
+            "mirrored_links",
+            "Checkout links held in the organisations' mirrors",
+            mirrored.clone(),
+        );
+        let status_writes = Counter::default();
+        registry.register(
+            "status_writes",
+            "CheckoutLink status patches sent",
+            status_writes.clone(),
+        );
+        let orphaned = Counter::default();
+        registry.register(
+            "orphaned_links",
+            "Polar links left in place when a deletion gave up after its grace",
+            orphaned.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -107,6 +148,12 @@ impl Metrics {
             polar_requests,
             errors,
             leader,
+            sweeps,
+            sweep_calls,
+            mirrored,
+            mirrored_by_org: Default::default(),
+            status_writes,
+            orphaned,
         }
     }
 
@@ -126,6 +173,33 @@ impl Metrics {
         self.polar_requests
             .get_or_create(&PolarLabels { verb, status_class })
             .inc();
+    }
+
+    /// Counts a sweep (see [`crate::polar::account::SweepReport`]).
+    pub fn swept(&self, report: &crate::polar::account::SweepReport) {
+        let result = if report.error.is_some() {
+            "failed"
+        } else {
+            "ok"
+        };
+        self.sweeps.get_or_create(&ResultLabel { result }).inc();
+        self.sweep_calls.inc_by(u64::from(report.calls));
+        let mut by_org = self
+            .mirrored_by_org
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        by_org.insert(format!("{:?}", report.org), report.links as i64);
+        self.mirrored.set(by_org.values().sum());
+    }
+
+    /// Counts a status patch.
+    pub fn status_written(&self) {
+        self.status_writes.inc();
+    }
+
+    /// Counts a link left in Polar by a deletion that gave up.
+    pub fn orphaned(&self) {
+        self.orphaned.inc();
     }
 
     /// Whether this process leads (runs the controller).

@@ -22,6 +22,7 @@ use std::process::Command;
 use checkout_link_operator::crd::{CheckoutLink, CheckoutLinkSpec, CheckoutLinkStatus, FINALIZER};
 use checkout_link_operator::error::Error;
 use checkout_link_operator::polar::PolarError;
+use checkout_link_operator::reconcile::policy;
 use checkout_link_operator::reconcile::status::{
     self, Activity, LinkInfo, Outcome, Phase, READY, RECONCILING, STALLED, build_status,
 };
@@ -130,13 +131,25 @@ fn revoked_token() -> Error {
     )
 }
 
+/// The phase the failure policy gives `error` while doing `activity`.
+fn phase_of(activity: Activity, error: &Error) -> Phase {
+    policy::decide(policy::Situation {
+        activity,
+        error,
+        failures: 0,
+        deleting_for: None,
+        grace: std::time::Duration::from_secs(600),
+    })
+    .phase
+}
+
 fn cases() -> Vec<Case> {
     let ready =
         |generation| reconciled(object(generation), Phase::Ready, Some(link_info()), T0 + 10);
     let stalled_422 = |generation| {
         reconciled(
             object(generation),
-            Phase::of_error(Activity::Creating, &unknown_product()),
+            phase_of(Activity::Creating, &unknown_product()),
             None,
             T0 + 10,
         )
@@ -149,7 +162,7 @@ fn cases() -> Vec<Case> {
 
     let reconciling = reconciled(
         object(1),
-        Phase::of_error(
+        phase_of(
             Activity::Creating,
             &polar("create", PolarError::Server { status: 503 }),
         ),
@@ -158,9 +171,19 @@ fn cases() -> Vec<Case> {
     );
     let credentials_invalid = reconciled(
         ready(2),
-        Phase::of_error(Activity::Observing, &revoked_token()),
+        phase_of(Activity::Observing, &revoked_token()),
         None,
         T0 + 600,
+    );
+    // A Polar blip while the link is Ready at its generation: only Synced says so.
+    let ready_unsynced = reconciled(
+        ready(2),
+        phase_of(
+            Activity::Updating,
+            &polar("update", PolarError::Server { status: 503 }),
+        ),
+        None,
+        T0 + 700,
     );
     let mut deleting = ready(2);
     deleting.metadata.deletion_timestamp = Some(time(T0 + 900));
@@ -180,6 +203,7 @@ fn cases() -> Vec<Case> {
         ("reconciling", reconciling, "Progressing", "InProgress", None),
         ("ready-current", ready(2), "Healthy", "Current", None),
         ("ready-stale-generation", older(ready(2), 3), "Progressing", "InProgress", None),
+        ("ready-polar-unavailable", ready_unsynced, "Healthy", "Current", None),
         ("stalled-polar-422", stalled_422(1), "Degraded", "Failed", None),
         ("stalled-stale-generation", older(stalled_422(1), 2), "Progressing", "InProgress", None),
         ("credentials-invalid", credentials_invalid, "Degraded", "Failed", None),

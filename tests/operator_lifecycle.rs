@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use checkout_link_operator::polar::governor::OrgGovernor;
 use checkout_link_operator::polar::http::HttpClient;
 use checkout_link_operator::polar::{
     CheckoutLinks, Credentials, LinkFields, MetaValue, Server, Token,
@@ -382,7 +381,7 @@ fn polar_client(h: &Harness) -> HttpClient {
     };
     HttpClient::new(
         credentials,
-        std::sync::Arc::new(OrgGovernor::new(6000, 1.0)),
+        checkout_link_operator::polar::http::API_VERSION,
         Duration::from_secs(5),
     )
     .unwrap()

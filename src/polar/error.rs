@@ -13,7 +13,14 @@ use super::wire::{ErrorBody, LocSegment, ValidationItem};
 pub enum PolarError {
     /// 422: Polar rejected the request; the message names the fields, in plain words.
     #[error("Polar rejected the checkout link: {message}")]
-    Validation { message: String },
+    Validation {
+        /// One line, every problem with its field.
+        message: String,
+        /// Which of Polar's layers refused, as its 422 body's `error` key says.
+        layer: ValidationLayer,
+        /// Each problem: its location (as in `message`) and Polar's words.
+        problems: Vec<Problem>,
+    },
     /// 401: the token is missing, unknown, revoked or expired.
     #[error("Polar did not accept the access token: {message}")]
     Unauthorized { message: String },
@@ -23,6 +30,12 @@ pub enum PolarError {
     /// 404: the link does not exist, was deleted, or belongs to another organisation.
     #[error("the checkout link does not exist in Polar")]
     NotFound,
+    /// 404 `{"detail":"Not Found"}` without a `Polar-Version` header: Polar refused the API
+    /// version the operator sent (REFERENCE.md §1). A configuration error, never "not found".
+    #[error(
+        "Polar refused the API version {version} (Polar-Version header); set --polar-api-version (Helm value polar.apiVersion) to a version Polar supports"
+    )]
+    VersionRefused { version: String },
     /// 429: Polar's rate limit was hit; it asks to wait `retry_after`.
     #[error("Polar's rate limit was hit; retry after {}s", retry_after.as_secs())]
     RateLimited { retry_after: Duration },
@@ -51,6 +64,7 @@ impl PolarError {
             PolarError::Validation { .. } => "validation",
             PolarError::Unauthorized { .. } | PolarError::Forbidden { .. } => "credentials",
             PolarError::NotFound => "not_found",
+            PolarError::VersionRefused { .. } => "version_refused",
             PolarError::RateLimited { .. } => "rate_limited",
             PolarError::Server { .. } => "server",
             PolarError::Timeout => "timeout",
@@ -60,36 +74,69 @@ impl PolarError {
         }
     }
 
-    /// Whether the same request may succeed later without anything changing: rate limits,
-    /// server errors, timeouts, transport failures and unreadable answers (a proxy's error
-    /// page, a cut-off body). Validation, credentials, 404 and unexpected statuses are not.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            PolarError::RateLimited { .. }
-                | PolarError::Server { .. }
-                | PolarError::Timeout
-                | PolarError::Transport { .. }
-                | PolarError::Decode { .. }
-        )
-    }
-
     /// Builds the [`PolarError::Validation`] of a 422 body (`{"error": .., "detail": [..]}`),
     /// falling back to a string `detail` or to the raw text when the body has another shape.
     pub fn from_422_body(body: &str) -> PolarError {
         let parsed: Option<ErrorBody> = serde_json::from_str(body).ok();
+        let layer = match parsed.as_ref().and_then(|b| b.error.as_deref()) {
+            Some("PolarRequestValidationError") => ValidationLayer::Service,
+            _ => ValidationLayer::Request,
+        };
+        let items = parsed
+            .as_ref()
+            .and_then(ErrorBody::validation_items)
+            .unwrap_or_default();
+        let problems = relevant(&items)
+            .map(|item| Problem {
+                location: location(&item.loc),
+                message: item.msg.clone(),
+            })
+            .collect::<Vec<_>>();
         let message = match &parsed {
-            Some(b) => match b.validation_items() {
-                Some(items) if !items.is_empty() => validation_message(&items),
-                _ => b
-                    .detail_text()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| excerpt(body)),
-            },
+            Some(_) if !items.is_empty() => validation_message(&items),
+            Some(b) => b
+                .detail_text()
+                .map(str::to_owned)
+                .unwrap_or_else(|| excerpt(body)),
             None => excerpt(body),
         };
-        PolarError::Validation { message }
+        PolarError::Validation {
+            message,
+            layer,
+            problems,
+        }
     }
+
+    /// A validation error with one problem, for refusals made before calling Polar.
+    pub fn invalid(message: impl Into<String>) -> PolarError {
+        PolarError::Validation {
+            message: message.into(),
+            layer: ValidationLayer::Request,
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// Which of Polar's layers refused a request with 422.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValidationLayer {
+    /// `RequestValidationError`: the body, path or query do not fit Polar's schema — the
+    /// request itself is wrong, and sending it again will not help.
+    Request,
+    /// `PolarRequestValidationError`: Polar's service checks against its current state (a
+    /// product that does not exist, is archived or a draft; a discount that does not apply; a
+    /// seat count the products do not allow). The same request may pass once that state
+    /// changes.
+    Service,
+}
+
+/// One problem of a 422, as Polar words it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where, as in the message: `products[0]`, `discount_id`, `metadata.k (key)`, `path.id`.
+    pub location: String,
+    /// Polar's message, e.g. `Product is archived.`
+    pub message: String,
 }
 
 /// The union member Polar's create body is matched against: errors from the deprecated members
@@ -106,14 +153,8 @@ const PREFERRED_MEMBER: &str = "CheckoutLinkCreateProducts]";
 ///   tags such as `constrained-str`); `path`/`query` stay, since they tell where the problem is.
 /// - Identical lines are given once, in Polar's order.
 pub fn validation_message(items: &[ValidationItem]) -> String {
-    let has_preferred = items
-        .iter()
-        .any(|i| member_tag(i).is_some_and(|t| t.ends_with(PREFERRED_MEMBER)));
     let mut lines: Vec<String> = Vec::new();
-    for item in items {
-        if has_preferred && member_tag(item).is_some_and(|t| !t.ends_with(PREFERRED_MEMBER)) {
-            continue;
-        }
+    for item in relevant(items) {
         let location = location(&item.loc);
         let line = if location.is_empty() {
             item.msg.clone()
@@ -125,6 +166,17 @@ pub fn validation_message(items: &[ValidationItem]) -> String {
         }
     }
     lines.join("; ")
+}
+
+/// The items that concern the operator: when POST errors come once per union member, only the
+/// `CheckoutLinkCreateProducts` member's.
+fn relevant(items: &[ValidationItem]) -> impl Iterator<Item = &ValidationItem> {
+    let has_preferred = items
+        .iter()
+        .any(|i| member_tag(i).is_some_and(|t| t.ends_with(PREFERRED_MEMBER)));
+    items.iter().filter(move |item| {
+        !(has_preferred && member_tag(item).is_some_and(|t| !t.ends_with(PREFERRED_MEMBER)))
+    })
 }
 
 /// The union member tag of a body location (the segment right after `body`), if any.
@@ -196,7 +248,7 @@ mod tests {
 
     fn message(body: &str) -> String {
         match PolarError::from_422_body(body) {
-            PolarError::Validation { message } => message,
+            PolarError::Validation { message, .. } => message,
             other => panic!("not a validation error: {other:?}"),
         }
     }
@@ -205,6 +257,37 @@ mod tests {
     fn service_error_names_the_product_index() {
         let body = r#"{"error":"PolarRequestValidationError","detail":[{"type":"value_error","loc":["body","products",0],"msg":"Product is archived.","input":"d2a1b0c9-8e7f-4a6b-9c5d-4e3f2a1b0c9d"}]}"#;
         assert_eq!(message(body), "products[0]: Product is archived.");
+    }
+
+    #[test]
+    fn the_layer_and_each_problem_are_kept() {
+        let service = r#"{"error":"PolarRequestValidationError","detail":[{"type":"value_error","loc":["body","products",1],"msg":"Product is archived.","input":"x"}]}"#;
+        match PolarError::from_422_body(service) {
+            PolarError::Validation {
+                layer, problems, ..
+            } => {
+                assert_eq!(layer, ValidationLayer::Service);
+                assert_eq!(
+                    problems,
+                    [Problem {
+                        location: "products[1]".into(),
+                        message: "Product is archived.".into()
+                    }]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let request = r#"{"error":"RequestValidationError","detail":[{"type":"missing","loc":["body","function-after[is_complete_configuration(), CheckoutLinkCreateProductPrice]","product_price_id"],"msg":"Field required","input":{}},{"type":"missing","loc":["body","function-after[is_complete_configuration(), CheckoutLinkCreateProducts]","products"],"msg":"Field required","input":{}}]}"#;
+        match PolarError::from_422_body(request) {
+            PolarError::Validation {
+                layer, problems, ..
+            } => {
+                assert_eq!(layer, ValidationLayer::Request);
+                assert_eq!(problems.len(), 1, "only the Products member: {problems:?}");
+                assert_eq!(problems[0].location, "products");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -291,52 +374,47 @@ mod tests {
     }
 
     #[test]
-    fn categories_and_transience() {
+    fn categories_are_bounded_labels() {
         let cases = [
+            (PolarError::invalid(""), "validation"),
             (
-                PolarError::Validation {
-                    message: String::new(),
+                PolarError::VersionRefused {
+                    version: "2026-10".into(),
                 },
-                "validation",
-                false,
+                "version_refused",
             ),
             (
                 PolarError::Unauthorized {
                     message: String::new(),
                 },
                 "credentials",
-                false,
             ),
             (
                 PolarError::Forbidden {
                     message: String::new(),
                 },
                 "credentials",
-                false,
             ),
-            (PolarError::NotFound, "not_found", false),
+            (PolarError::NotFound, "not_found"),
             (
                 PolarError::RateLimited {
                     retry_after: Duration::from_secs(60),
                 },
                 "rate_limited",
-                true,
             ),
-            (PolarError::Server { status: 502 }, "server", true),
-            (PolarError::Timeout, "timeout", true),
+            (PolarError::Server { status: 502 }, "server"),
+            (PolarError::Timeout, "timeout"),
             (
                 PolarError::Transport {
                     message: String::new(),
                 },
                 "transport",
-                true,
             ),
             (
                 PolarError::Decode {
                     message: String::new(),
                 },
                 "decode",
-                true,
             ),
             (
                 PolarError::Unexpected {
@@ -344,12 +422,10 @@ mod tests {
                     message: String::new(),
                 },
                 "unexpected",
-                false,
             ),
         ];
-        for (err, category, transient) in cases {
+        for (err, category) in cases {
             assert_eq!(err.category(), category, "{err:?}");
-            assert_eq!(err.is_transient(), transient, "{err:?}");
         }
     }
 

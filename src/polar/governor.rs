@@ -4,7 +4,8 @@
 //! 60-second window: 500 per minute in production, 100 in sandbox. An [`OrgGovernor`] paces
 //! calls with a GCRA limiter from the `governor` crate at a share of that limit, and holds
 //! every call back while a `Retry-After` from a 429 is running. [`Governors`] hands out one
-//! governor per (server, token), which for organisation tokens is one per organisation.
+//! governor per (server, organisation), whatever the number of tokens, namespaces or Secrets
+//! that reach it; a token whose organisation is not known yet has one of its own until it is.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use ::governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use super::{Credentials, Server};
+use super::Server;
 
 /// The share of Polar's limit used when the configured one is not a number in (0, 1].
 pub const DEFAULT_SHARE: f64 = 0.9;
@@ -111,12 +112,21 @@ impl OrgGovernor {
     }
 }
 
-/// One [`OrgGovernor`] per (server, token fingerprint).
+/// Whom a governor paces.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Pace {
+    /// Every token of one organisation.
+    Organization(String),
+    /// One token whose organisation is not known yet (by fingerprint, never the token).
+    Token(String),
+}
+
+/// One [`OrgGovernor`] per (server, organisation).
 #[derive(Debug)]
 pub struct Governors {
     share: f64,
     override_per_minute: Option<u32>,
-    by_key: Mutex<HashMap<(Server, String), Arc<OrgGovernor>>>,
+    by_key: Mutex<HashMap<(Server, Pace), Arc<OrgGovernor>>>,
 }
 
 impl Governors {
@@ -130,15 +140,14 @@ impl Governors {
         }
     }
 
-    /// The governor shared by every call made with these credentials.
-    pub fn for_credentials(&self, credentials: &Credentials) -> Arc<OrgGovernor> {
-        let key = (credentials.server.clone(), credentials.token.fingerprint());
+    /// The governor shared by every call to `server` paced as `pace`.
+    pub fn get(&self, server: &Server, pace: Pace) -> Arc<OrgGovernor> {
         let mut map = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(key)
+        map.entry((server.clone(), pace))
             .or_insert_with(|| {
                 let per_minute = self
                     .override_per_minute
-                    .unwrap_or(credentials.server.default_rate_per_minute());
+                    .unwrap_or(server.default_rate_per_minute());
                 Arc::new(OrgGovernor::new(per_minute, self.share))
             })
             .clone()
@@ -290,45 +299,33 @@ mod tests {
     }
 
     #[test]
-    fn registry_shares_a_governor_per_server_and_token() {
+    fn registry_shares_a_governor_per_server_and_organisation() {
         let governors = Governors::new(0.9, None);
-        let a = Credentials {
-            token: Token::new("polar_oat_a"),
-            server: Server::Production,
-        };
-        let a_again = Credentials {
-            token: Token::new("polar_oat_a"),
-            server: Server::Production,
-        };
-        let a_sandbox = Credentials {
-            token: Token::new("polar_oat_a"),
-            server: Server::Sandbox,
-        };
-        let b = Credentials {
-            token: Token::new("polar_oat_b"),
-            server: Server::Production,
-        };
+        let org = |id: &str| Pace::Organization(id.into());
+        let a = governors.get(&Server::Production, org("a"));
         assert!(Arc::ptr_eq(
-            &governors.for_credentials(&a),
-            &governors.for_credentials(&a_again)
+            &a,
+            &governors.get(&Server::Production, org("a"))
         ));
         assert!(!Arc::ptr_eq(
-            &governors.for_credentials(&a),
-            &governors.for_credentials(&b)
+            &a,
+            &governors.get(&Server::Production, org("b"))
         ));
-        assert_eq!(governors.for_credentials(&a_sandbox).burst(), 10);
-        assert_eq!(governors.for_credentials(&a).burst(), 50);
-        assert_eq!(governors.len(), 3);
+        let token = Token::new("polar_oat_a").fingerprint();
+        assert!(!Arc::ptr_eq(
+            &a,
+            &governors.get(&Server::Production, Pace::Token(token))
+        ));
+        assert_eq!(governors.get(&Server::Sandbox, org("a")).burst(), 10);
+        assert_eq!(a.burst(), 50);
+        assert_eq!(governors.len(), 4);
         assert!(!format!("{governors:?}").contains("polar_oat_a"));
     }
 
     #[test]
     fn registry_override_replaces_the_server_limit() {
         let governors = Governors::new(0.5, Some(1000));
-        let creds = Credentials {
-            token: Token::new("t"),
-            server: Server::Sandbox,
-        };
-        assert_eq!(governors.for_credentials(&creds).rate_per_minute(), 500.0);
+        let g = governors.get(&Server::Sandbox, Pace::Organization("o".into()));
+        assert_eq!(g.rate_per_minute(), 500.0);
     }
 }

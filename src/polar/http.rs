@@ -1,9 +1,12 @@
-//! [`HttpClient`]: the reqwest implementation of [`CheckoutLinks`].
+//! [`HttpClient`]: the reqwest implementation of [`CheckoutLinks`], one HTTP request per call.
 //!
-//! Every request first waits for the organisation's [`OrgGovernor`]; a 429 blocks that
-//! governor for `Retry-After`. Status codes become [`PolarError`]s as REFERENCE.md §6
-//! describes them. The token goes into the `Authorization` header and nowhere else: not into
-//! spans, logs, or error messages (which are scrubbed of it in case a server echoes it).
+//! Every request carries `Polar-Version` (the API version the operator was built for,
+//! [`API_VERSION`], unless configured otherwise). Status codes become [`PolarError`]s as
+//! REFERENCE.md §6 describes them; Polar's refusal of the version (a 404 without the
+//! `Polar-Version` header) is [`PolarError::VersionRefused`], never "not found". Pacing and
+//! `Retry-After` are the caller's (see `polar::account`). The token goes into the
+//! `Authorization` header and nowhere else: not into spans, logs, or error messages (which
+//! are scrubbed of it in case a server echoes it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,12 +18,18 @@ use tracing::Instrument;
 use url::Url;
 
 use super::error::excerpt;
-use super::governor::OrgGovernor;
-use super::wire::{CheckoutLinkDto, CreateBody, ErrorBody, ListDto, PatchBody};
+use super::wire::{ErrorBody, ListDto, OrganizationsDto, create_body, patch_body};
 use super::{
-    CheckoutLinks, Credentials, Link, LinkFields, LinkPatch, Page, PolarError, Token,
+    CheckoutLinks, Credentials, Link, LinkFields, LinkPatch, ListQuery, Page, PolarError, Token,
     install_crypto_provider,
 };
+
+/// The Polar API version the operator is built for, sent as `Polar-Version` on every request
+/// (REFERENCE.md §1): without the header, Polar would change the version under the operator at
+/// each quarterly rotation.
+pub const API_VERSION: &str = "2026-10";
+/// The header that carries it (and that Polar echoes on every response it accepted).
+pub const VERSION_HEADER: &str = "polar-version";
 
 /// Sent as `User-Agent` on every request.
 pub const USER_AGENT: &str = concat!("checkout-link-operator/", env!("CARGO_PKG_VERSION"));
@@ -44,7 +53,7 @@ pub struct HttpClient {
     client: reqwest::Client,
     base: Url,
     token: Token,
-    governor: Arc<OrgGovernor>,
+    api_version: String,
     observer: Option<Observer>,
 }
 
@@ -53,6 +62,7 @@ impl std::fmt::Debug for HttpClient {
         f.debug_struct("HttpClient")
             .field("base", &self.base.as_str())
             .field("token", &self.token)
+            .field("api_version", &self.api_version)
             .field("observer", &self.observer.is_some())
             .finish_non_exhaustive()
     }
@@ -66,12 +76,12 @@ struct Reply {
 }
 
 impl HttpClient {
-    /// A client for `credentials`, paced by `governor`, with a `timeout` per request (connect
-    /// timeout 5 s). Redirects are not followed: Polar's API never needs one, and following
-    /// could carry the token elsewhere.
+    /// A client for `credentials` speaking `api_version`, with a `timeout` per request
+    /// (connect timeout 5 s). Redirects are not followed: Polar's API never needs one, and
+    /// following could carry the token elsewhere.
     pub fn new(
         credentials: Credentials,
-        governor: Arc<OrgGovernor>,
+        api_version: &str,
         timeout: Duration,
     ) -> Result<Self, PolarError> {
         install_crypto_provider();
@@ -94,7 +104,7 @@ impl HttpClient {
             client,
             base,
             token: credentials.token,
-            governor,
+            api_version: api_version.to_owned(),
             observer: None,
         })
     }
@@ -105,15 +115,18 @@ impl HttpClient {
         self
     }
 
-    /// `<base>v1/checkout-links/` or `<base>v1/checkout-links/<id>`. The id must be a UUID,
-    /// as Polar requires, which also keeps it a single safe path segment.
+    /// `<base>v1/checkout-links/` or `<base>v1/checkout-links/<id>`.
     fn url(&self, id: Option<&str>) -> Result<Url, PolarError> {
+        self.url_of("checkout-links", id)
+    }
+
+    /// `<base>v1/<collection>/` or `<base>v1/<collection>/<id>`. The id must be a UUID, as
+    /// Polar requires, which also keeps it a single safe path segment.
+    fn url_of(&self, collection: &str, id: Option<&str>) -> Result<Url, PolarError> {
         if let Some(id) = id
             && uuid::Uuid::parse_str(id).is_err()
         {
-            return Err(PolarError::Validation {
-                message: format!("id: {id:?} is not a UUID"),
-            });
+            return Err(PolarError::invalid(format!("id: {id:?} is not a UUID")));
         }
         let mut url = self.base.clone();
         url.path_segments_mut()
@@ -121,20 +134,23 @@ impl HttpClient {
                 message: format!("{} cannot be a base URL", self.base),
             })?
             .pop_if_empty()
-            .extend(["v1", "checkout-links", id.unwrap_or("")]);
+            .extend(["v1", collection, id.unwrap_or("")]);
         Ok(url)
     }
 
-    /// Sends one request (after the governor allows it) and reads the whole answer.
+    /// Sends one request and reads the whole answer.
     async fn send(
         &self,
         verb: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<Reply, PolarError> {
-        self.governor.acquire().await;
         let started = Instant::now();
         let result = async {
-            let response = request.bearer_auth(self.token.expose()).send().await?;
+            let response = request
+                .bearer_auth(self.token.expose())
+                .header(VERSION_HEADER, &self.api_version)
+                .send()
+                .await?;
             let status = response.status();
             let headers = response.headers().clone();
             let body = response.bytes().await?.to_vec();
@@ -167,7 +183,7 @@ impl HttpClient {
         }
     }
 
-    /// The error a non-2xx reply stands for; records a 429's `Retry-After` in the governor.
+    /// The error a non-2xx reply stands for.
     fn error_of(&self, reply: &Reply) -> PolarError {
         let text = String::from_utf8_lossy(&reply.body);
         let body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
@@ -178,13 +194,24 @@ impl HttpClient {
             403 => PolarError::Forbidden {
                 message: forbidden_message(&reply.headers, &body, &text),
             },
-            404 => PolarError::NotFound,
-            422 => PolarError::from_422_body(&text),
-            429 => {
-                let retry_after = retry_after(&reply.headers);
-                self.governor.block_for(retry_after);
-                PolarError::RateLimited { retry_after }
+            // Only Polar's own answer for a missing object means "not found" (REFERENCE.md §6).
+            404 if body.error.as_deref() == Some("ResourceNotFound") => PolarError::NotFound,
+            // A version Polar does not serve is refused before anything else, with Starlette's
+            // plain 404 and no `Polar-Version` echo (REFERENCE.md §1).
+            404 if !reply.headers.contains_key(VERSION_HEADER)
+                && body.error.is_none()
+                && body.detail_text() == Some("Not Found") =>
+            {
+                PolarError::VersionRefused {
+                    version: self.api_version.clone(),
+                }
             }
+            // Any other 404 (a route Polar does not have, a proxy's page) is no proof that a
+            // link is gone: it must never lead to a recreate or count as a delete.
+            422 => PolarError::from_422_body(&text),
+            429 => PolarError::RateLimited {
+                retry_after: retry_after(&reply.headers),
+            },
             status @ 500..=599 => PolarError::Server { status },
             status => PolarError::Unexpected {
                 status,
@@ -201,8 +228,20 @@ impl HttpClient {
         }
         let clean = |m: String| m.replace(token, "***");
         match error {
-            PolarError::Validation { message } => PolarError::Validation {
+            PolarError::Validation {
+                message,
+                layer,
+                problems,
+            } => PolarError::Validation {
                 message: clean(message),
+                layer,
+                problems: problems
+                    .into_iter()
+                    .map(|p| super::error::Problem {
+                        location: clean(p.location),
+                        message: clean(p.message),
+                    })
+                    .collect(),
             },
             PolarError::Unauthorized { message } => PolarError::Unauthorized {
                 message: clean(message),
@@ -225,11 +264,16 @@ impl HttpClient {
     }
 
     fn decode<T: DeserializeOwned>(&self, reply: &Reply) -> Result<T, PolarError> {
-        serde_json::from_slice(&reply.body).map_err(|e| {
-            self.scrub(PolarError::Decode {
-                message: e.to_string(),
-            })
-        })
+        serde_json::from_slice(&reply.body).map_err(|e| self.decode_error(e.to_string()))
+    }
+
+    fn decode_error(&self, message: String) -> PolarError {
+        self.scrub(PolarError::Decode { message })
+    }
+
+    fn decode_link(&self, reply: &Reply) -> Result<Link, PolarError> {
+        let value: serde_json::Value = self.decode(reply)?;
+        Link::from_json(&value).map_err(|e| self.decode_error(e))
     }
 
     async fn link_call(
@@ -250,14 +294,14 @@ impl HttpClient {
                 .body(body);
         }
         let reply = self.send(verb, request).await?;
-        Ok(self.decode::<CheckoutLinkDto>(&reply)?.into())
+        self.decode_link(&reply)
     }
 }
 
 #[async_trait::async_trait]
 impl CheckoutLinks for HttpClient {
     async fn create(&self, fields: &LinkFields) -> Result<Link, PolarError> {
-        let body = to_json(&CreateBody::from(fields))?;
+        let body = to_json(&create_body(fields))?;
         let span = tracing::debug_span!(
             "polar_call",
             verb = "create",
@@ -282,7 +326,7 @@ impl CheckoutLinks for HttpClient {
     }
 
     async fn update(&self, id: &str, patch: &LinkPatch) -> Result<Link, PolarError> {
-        let body = to_json(&PatchBody::from(patch))?;
+        let body = to_json(&patch_body(patch))?;
         let span = tracing::debug_span!("polar_call", verb = "update", link_id = id, fields = ?patch.field_names());
         self.link_call("update", Method::PATCH, Some(id), Some(body))
             .instrument(span)
@@ -299,24 +343,48 @@ impl CheckoutLinks for HttpClient {
         .await
     }
 
-    async fn list(&self, page: u32, limit: u32) -> Result<Page, PolarError> {
-        let (page, limit) = (page.max(1), limit.clamp(1, 100));
+    async fn list(&self, query: &ListQuery) -> Result<Page, PolarError> {
+        let (page, limit) = (query.page.max(1), query.limit.clamp(1, 100));
         let span = tracing::debug_span!("polar_call", verb = "list", page, limit);
         async {
+            let mut params = vec![
+                ("page", page.to_string()),
+                ("limit", limit.to_string()),
+                ("sorting", "created_at".to_owned()),
+            ];
+            if let Some(org) = &query.organization_id {
+                params.push(("organization_id", org.clone()));
+            }
             let request = self
                 .client
                 .get(self.url(None)?)
                 .header(header::ACCEPT, "application/json")
-                .query(&[("page", page), ("limit", limit)]);
+                .query(&params);
             let reply = self.send("list", request).await?;
-            Ok(self.decode::<ListDto>(&reply)?.into())
+            Page::try_from(self.decode::<ListDto>(&reply)?).map_err(|e| self.decode_error(e))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn organizations(&self) -> Result<Vec<String>, PolarError> {
+        let span = tracing::debug_span!("polar_call", verb = "organizations");
+        async {
+            let request = self
+                .client
+                .get(self.url_of("organizations", None)?)
+                .header(header::ACCEPT, "application/json")
+                .query(&[("limit", "100")]);
+            let reply = self.send("organizations", request).await?;
+            let orgs: OrganizationsDto = self.decode(&reply)?;
+            Ok(orgs.items.into_iter().map(|o| o.id).collect())
         }
         .instrument(span)
         .await
     }
 }
 
-fn to_json<T: serde::Serialize>(body: &T) -> Result<Vec<u8>, PolarError> {
+fn to_json(body: &serde_json::Value) -> Result<Vec<u8>, PolarError> {
     serde_json::to_vec(body).map_err(|e| PolarError::Decode {
         message: format!("cannot encode the request: {e}"),
     })

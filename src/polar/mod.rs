@@ -1,18 +1,30 @@
 //! Everything that speaks HTTP to Polar: the domain types of a checkout link, the
 //! [`CheckoutLinks`] trait the reconciler talks to, and its reqwest implementation.
 //!
-//! - [`wire`]: serde types exactly as Polar's JSON, and conversions to the types below.
+//! - [`fields`]: the managed fields, declared once: [`LinkFields`], [`LinkPatch`], `diff`,
+//!   the create and update bodies.
+//! - [`compare`]: Polar-aware comparison (URL normalisation, typed metadata, ids), tested
+//!   with Polar's vectors; [`validate`]: Polar's limits, checked before sending.
+//! - [`wire`]: serde types of Polar's list envelope and error bodies.
 //! - [`error`]: [`PolarError`], one variant per class of failure, with a bounded `category()`.
 //! - [`http`]: [`http::HttpClient`], the reqwest implementation of [`CheckoutLinks`].
-//! - [`normalize`]: Polar-aware comparison (URL normalisation, typed metadata).
 //! - [`governor`]: per-organisation pacing and `Retry-After`.
+//! - [`mirror`]: an organisation's links as the last sweep saw them (pure).
+//! - [`account`]: one account per token (paced calls, organisation learned from Polar's
+//!   answers, writes recorded in the mirror) and one sweeping organisation per (server, id).
 //!
 //! Nothing here depends on Kubernetes.
 
+pub mod account;
+pub mod compare;
 pub mod error;
+#[cfg(test)]
+pub(crate) mod fake;
+pub mod fields;
 pub mod governor;
 pub mod http;
-pub mod normalize;
+pub mod mirror;
+pub mod validate;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -22,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use error::PolarError;
+pub use fields::{LinkFields, LinkPatch};
 
 /// A Polar access token. Debug and Display print `Token(***)`; `expose()` is the only way out.
 #[derive(Clone, PartialEq, Eq)]
@@ -116,6 +129,31 @@ impl Server {
         Ok(Server::Custom(url))
     }
 
+    /// Refuses a plain `http://` server other than the loopback interface, unless
+    /// `allow_insecure`: the token would cross the network in clear text, and anyone who can
+    /// write a Secret could make the operator call an address inside the cluster.
+    pub fn ensure_secure(&self, allow_insecure: bool) -> Result<(), String> {
+        let Server::Custom(url) = self else {
+            return Ok(());
+        };
+        if url.scheme() == "https" || allow_insecure {
+            return Ok(());
+        }
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if loopback {
+            Ok(())
+        } else {
+            Err(format!(
+                "the server {url} is plain http:// to a host other than this machine; use https:// (or start the operator with --allow-insecure-servers)"
+            ))
+        }
+    }
+
     /// The base URL that `v1/checkout-links/` is joined onto.
     pub fn base_url(&self) -> url::Url {
         match self {
@@ -173,7 +211,7 @@ pub enum MetaValue {
     Str(String),
 }
 
-/// A link's metadata, keyed by name. Compare with [`normalize::same_metadata`], not `==`.
+/// A link's metadata, keyed by name. Compare with [`compare::same_metadata`], not `==`.
 pub type Metadata = BTreeMap<String, MetaValue>;
 
 /// A free trial: `count` times `interval`.
@@ -183,33 +221,6 @@ pub struct Trial {
     pub interval: String,
     /// 1 to 1000.
     pub count: i32,
-}
-
-/// Every field of a checkout link that the operator manages, as Polar names them.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct LinkFields {
-    /// Product ids, in checkout-page order.
-    pub products: Vec<String>,
-    /// Internal name, shown only to the merchant.
-    pub label: Option<String>,
-    /// Whether customers may enter discount codes (Polar's default is `true`).
-    pub allow_discount_codes: bool,
-    /// Whether the checkout asks for a full billing address.
-    pub require_billing_address: bool,
-    /// A discount applied automatically.
-    pub discount_id: Option<String>,
-    /// Key/value metadata.
-    pub metadata: Metadata,
-    /// Where the customer lands after paying; may contain `{CHECKOUT_ID}`.
-    pub success_url: Option<String>,
-    /// Where the "back" button leads.
-    pub return_url: Option<String>,
-    /// A free trial, for recurring products.
-    pub trial: Option<Trial>,
-    /// Preset seat count, for seat-based products.
-    pub seats: Option<i32>,
-    /// Preset unit count, for unit-based products.
-    pub units: Option<i32>,
 }
 
 /// A link as Polar returns it.
@@ -231,76 +242,82 @@ pub struct Link {
     pub fields: LinkFields,
 }
 
-/// A PATCH body: `None` leaves a field out (Polar keeps it), `Some(None)` sends an explicit null (Polar clears it).
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct LinkPatch {
-    /// Replaces the whole product list, in this order.
-    pub products: Option<Vec<String>>,
-    /// New label, or `Some(None)` to clear it.
-    pub label: Option<Option<String>>,
-    /// New value; Polar rejects a null here, so there is no way to send one.
-    pub allow_discount_codes: Option<bool>,
-    /// New value; Polar rejects a null here, so there is no way to send one.
-    pub require_billing_address: Option<bool>,
-    /// New discount, or `Some(None)` to remove it.
-    pub discount_id: Option<Option<String>>,
-    /// Replaces the whole metadata object (`{}` clears it).
-    pub metadata: Option<Metadata>,
-    /// New success URL, or `Some(None)` to clear it.
-    pub success_url: Option<Option<String>>,
-    /// New return URL, or `Some(None)` to clear it.
-    pub return_url: Option<Option<String>>,
-    /// Sends `trial_interval` and `trial_interval_count` together; `Some(None)` clears both.
-    pub trial: Option<Option<Trial>>,
-    /// New seat count, or `Some(None)` to clear it.
-    pub seats: Option<Option<i32>>,
-    /// New unit count, or `Some(None)` to clear it.
-    pub units: Option<Option<i32>>,
-}
-
-impl LinkPatch {
-    /// True when the patch carries no field at all (and need not be sent).
-    pub fn is_empty(&self) -> bool {
-        self.field_names().is_empty()
+impl Link {
+    /// Reads a `CheckoutLink` response object. Unknown keys are ignored (Polar sends
+    /// undocumented deprecated ones such as `product_id` and `product`).
+    pub fn from_json(value: &serde_json::Value) -> Result<Link, String> {
+        let Some(obj) = value.as_object() else {
+            return Err("a checkout link is not a JSON object".to_owned());
+        };
+        let text = |key: &str| {
+            obj.get(key)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{key} is missing or not a string"))
+        };
+        Ok(Link {
+            id: text("id")?,
+            organization_id: text("organization_id")?,
+            client_secret: text("client_secret")?,
+            url: text("url")?,
+            created_at: text("created_at")?,
+            modified_at: obj
+                .get("modified_at")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+            fields: LinkFields::from_json(obj)?,
+        })
     }
 
-    /// Polar names of the fields the patch carries, in a fixed order, for events and logs.
-    /// A trial counts as its two fields.
-    pub fn field_names(&self) -> Vec<&'static str> {
-        let carried = [
-            ("products", self.products.is_some()),
-            ("label", self.label.is_some()),
-            ("allow_discount_codes", self.allow_discount_codes.is_some()),
-            (
-                "require_billing_address",
-                self.require_billing_address.is_some(),
-            ),
-            ("discount_id", self.discount_id.is_some()),
-            ("metadata", self.metadata.is_some()),
-            ("success_url", self.success_url.is_some()),
-            ("return_url", self.return_url.is_some()),
-            ("trial_interval", self.trial.is_some()),
-            ("trial_interval_count", self.trial.is_some()),
-            ("seats", self.seats.is_some()),
-            ("units", self.units.is_some()),
-        ];
-        carried
-            .into_iter()
-            .filter(|(_, present)| *present)
-            .map(|(name, _)| name)
-            .collect()
+    /// The resource UID in the owner tag, if the link carries one.
+    pub fn owner(&self) -> Option<&str> {
+        match self.fields.metadata.get(OWNER_METADATA_KEY) {
+            Some(MetaValue::Str(uid)) => Some(uid),
+            _ => None,
+        }
     }
 }
+
+/// The metadata key under which the operator tags every link it creates with the UID of its
+/// CheckoutLink, so that a link whose create answer was lost is found again, not duplicated.
+pub const OWNER_METADATA_KEY: &str = "k8s_checkout_link_uid";
 
 /// One page of the list endpoint.
 #[derive(Clone, Debug)]
 pub struct Page {
-    /// The links on this page, oldest first.
+    /// The links on this page, in the order asked for.
     pub items: Vec<Link>,
     /// Links in total, across all pages.
     pub total_count: u64,
     /// The last page number (0 when there are no links).
     pub max_page: u64,
+}
+
+/// Links per page of the list endpoint (Polar's maximum).
+pub const PAGE_SIZE: u32 = 100;
+
+/// A list request: `GET /v1/checkout-links/?page=&limit=&sorting=created_at[&organization_id=]`.
+/// Sorted by creation time, oldest first, so that links created during a sweep land at its
+/// end instead of shifting the pages already read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListQuery {
+    /// From 1.
+    pub page: u32,
+    /// 1 to 100.
+    pub limit: u32,
+    /// Only this organisation's links (a personal token may see several).
+    pub organization_id: Option<String>,
+}
+
+impl ListQuery {
+    /// Page `page` of 100 links.
+    pub fn page(page: u32) -> Self {
+        ListQuery {
+            page,
+            limit: PAGE_SIZE,
+            organization_id: None,
+        }
+    }
 }
 
 /// Polar's checkout-links API, as the reconciler uses it. Every call is one HTTP request.
@@ -315,15 +332,31 @@ pub trait CheckoutLinks: Send + Sync {
     /// `DELETE /v1/checkout-links/{id}` (204). A 404 is returned as [`PolarError::NotFound`];
     /// the caller decides that it counts as done.
     async fn delete(&self, id: &str) -> Result<(), PolarError>;
-    /// `GET /v1/checkout-links/?page=&limit=` in Polar's default order (created_at ascending).
-    /// `page` starts at 1; `limit` is 1 to 100 (values outside are clamped).
-    async fn list(&self, page: u32, limit: u32) -> Result<Page, PolarError>;
+    /// `GET /v1/checkout-links/` for one page (see [`ListQuery`]).
+    async fn list(&self, query: &ListQuery) -> Result<Page, PolarError>;
+    /// `GET /v1/organizations/`: the organisations the token can see (an organisation token
+    /// sees exactly its own). Needs `organizations:read`; without it the answer is
+    /// [`PolarError::Forbidden`], and the operator learns the organisation from the links.
+    async fn organizations(&self) -> Result<Vec<String>, PolarError> {
+        Err(PolarError::Forbidden {
+            message: "organizations are not read by this client".to_owned(),
+        })
+    }
 }
 
 /// Installs rustls' ring provider as the process default; idempotent. kube uses ring too.
 pub fn install_crypto_provider() {
     // Err means a provider is already installed, which is all this function promises.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The cases of one of Polar's vector files in `polar-api/vectors/`.
+#[cfg(test)]
+pub(crate) fn test_vectors(name: &str) -> Vec<serde_json::Value> {
+    let path = format!("{}/polar-api/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["cases"].as_array().unwrap().clone()
 }
 
 #[cfg(test)]
@@ -386,6 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_only_for_this_machine_unless_allowed() {
+        for ok in [
+            "http://127.0.0.1:8787",
+            "http://[::1]:1",
+            "http://localhost/x",
+            "https://polar.internal",
+        ] {
+            assert_eq!(
+                Server::parse(ok).unwrap().ensure_secure(false),
+                Ok(()),
+                "{ok}"
+            );
+        }
+        let remote = Server::parse("http://polar-emulator.default.svc:8787").unwrap();
+        let err = remote.ensure_secure(false).unwrap_err();
+        assert!(err.contains("--allow-insecure-servers"), "{err}");
+        assert_eq!(remote.ensure_secure(true), Ok(()));
+        assert_eq!(Server::Production.ensure_secure(false), Ok(()));
+    }
+
+    #[test]
     fn default_rates_follow_polar_limits() {
         assert_eq!(Server::Production.default_rate_per_minute(), 500);
         assert_eq!(Server::Sandbox.default_rate_per_minute(), 100);
@@ -394,22 +448,6 @@ mod tests {
                 .unwrap()
                 .default_rate_per_minute(),
             500
-        );
-    }
-
-    #[test]
-    fn patch_names_its_fields() {
-        assert!(LinkPatch::default().is_empty());
-        let patch = LinkPatch {
-            label: Some(None),
-            trial: Some(None),
-            units: Some(Some(2)),
-            ..Default::default()
-        };
-        assert!(!patch.is_empty());
-        assert_eq!(
-            patch.field_names(),
-            ["label", "trial_interval", "trial_interval_count", "units"]
         );
     }
 

@@ -1,53 +1,20 @@
-//! Serde types exactly as Polar's JSON (REFERENCE.md §3, §4, §6), and conversions to and
-//! from the domain types in [`super`].
+//! Polar's JSON around the link fields (REFERENCE.md §3, §4, §6): the list envelope, the
+//! request bodies (their fields come from [`super::fields`]) and the error bodies.
 //!
 //! Responses tolerate unknown keys (Polar sends undocumented deprecated ones such as
 //! `product_id` and `product`) and a missing `units` (absent from Polar's OpenAPI document).
-//! Request bodies are borrowed views of the domain types, so building one never clones.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{Link, LinkFields, LinkPatch, Metadata, Page, Trial};
+use super::{Link, LinkFields, LinkPatch, Page};
 
 /// `payment_processor` is required on create and only `stripe` is accepted.
 pub const PAYMENT_PROCESSOR: &str = "stripe";
 
-/// The `CheckoutLink` response schema, reduced to what the operator reads.
-#[derive(Clone, Debug, Deserialize)]
-pub struct CheckoutLinkDto {
-    pub id: String,
-    pub created_at: String,
-    pub modified_at: Option<String>,
-    pub trial_interval: Option<String>,
-    pub trial_interval_count: Option<i32>,
-    #[serde(default)]
-    pub metadata: Metadata,
-    pub client_secret: String,
-    pub success_url: Option<String>,
-    pub return_url: Option<String>,
-    pub label: Option<String>,
-    pub allow_discount_codes: bool,
-    pub require_billing_address: bool,
-    pub discount_id: Option<String>,
-    pub seats: Option<i32>,
-    /// Present in Polar's code but not in its OpenAPI document: absent means `None`.
-    #[serde(default)]
-    pub units: Option<i32>,
-    pub organization_id: String,
-    pub products: Vec<ProductRefDto>,
-    pub url: String,
-}
-
-/// A `CheckoutLinkProduct`: only its id matters to the operator.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ProductRefDto {
-    pub id: String,
-}
-
-/// `ListResource[CheckoutLink]`.
+/// `ListResource[CheckoutLink]`: items are read with [`Link::from_json`].
 #[derive(Clone, Debug, Deserialize)]
 pub struct ListDto {
-    pub items: Vec<CheckoutLinkDto>,
+    pub items: Vec<serde_json::Value>,
     pub pagination: PaginationDto,
 }
 
@@ -58,132 +25,47 @@ pub struct PaginationDto {
     pub max_page: u64,
 }
 
-impl From<CheckoutLinkDto> for Link {
-    fn from(dto: CheckoutLinkDto) -> Link {
-        // Polar enforces the pair rule, so a half-set trial cannot come back; treat it as none.
-        let trial = match (dto.trial_interval, dto.trial_interval_count) {
-            (Some(interval), Some(count)) => Some(Trial { interval, count }),
-            _ => None,
-        };
-        Link {
-            id: dto.id,
-            organization_id: dto.organization_id,
-            client_secret: dto.client_secret,
-            url: dto.url,
-            created_at: dto.created_at,
-            modified_at: dto.modified_at,
-            fields: LinkFields {
-                products: dto.products.into_iter().map(|p| p.id).collect(),
-                label: dto.label,
-                allow_discount_codes: dto.allow_discount_codes,
-                require_billing_address: dto.require_billing_address,
-                discount_id: dto.discount_id,
-                metadata: dto.metadata,
-                success_url: dto.success_url,
-                return_url: dto.return_url,
-                trial,
-                seats: dto.seats,
-                units: dto.units,
-            },
-        }
-    }
-}
+impl TryFrom<ListDto> for Page {
+    type Error = String;
 
-impl From<ListDto> for Page {
-    fn from(dto: ListDto) -> Page {
-        Page {
-            items: dto.items.into_iter().map(Link::from).collect(),
+    fn try_from(dto: ListDto) -> Result<Page, String> {
+        Ok(Page {
+            items: dto
+                .items
+                .iter()
+                .map(Link::from_json)
+                .collect::<Result<_, _>>()?,
             total_count: dto.pagination.total_count,
             max_page: dto.pagination.max_page,
-        }
+        })
     }
 }
 
-/// The `CheckoutLinkCreateProducts` body: every field is sent, nulls included.
-#[derive(Debug, Serialize)]
-pub struct CreateBody<'a> {
-    pub payment_processor: &'static str,
-    pub products: &'a [String],
-    pub label: Option<&'a str>,
-    pub allow_discount_codes: bool,
-    pub require_billing_address: bool,
-    pub discount_id: Option<&'a str>,
-    pub metadata: &'a Metadata,
-    pub success_url: Option<&'a str>,
-    pub return_url: Option<&'a str>,
-    pub trial_interval: Option<&'a str>,
-    pub trial_interval_count: Option<i32>,
-    pub seats: Option<i32>,
-    pub units: Option<i32>,
+/// The `ListResource[Organization]` of `GET /v1/organizations/`, reduced to the ids.
+#[derive(Clone, Debug, Deserialize)]
+pub struct OrganizationsDto {
+    pub items: Vec<IdDto>,
 }
 
-impl<'a> From<&'a LinkFields> for CreateBody<'a> {
-    fn from(f: &'a LinkFields) -> Self {
-        CreateBody {
-            payment_processor: PAYMENT_PROCESSOR,
-            products: &f.products,
-            label: f.label.as_deref(),
-            allow_discount_codes: f.allow_discount_codes,
-            require_billing_address: f.require_billing_address,
-            discount_id: f.discount_id.as_deref(),
-            metadata: &f.metadata,
-            success_url: f.success_url.as_deref(),
-            return_url: f.return_url.as_deref(),
-            trial_interval: f.trial.as_ref().map(|t| t.interval.as_str()),
-            trial_interval_count: f.trial.as_ref().map(|t| t.count),
-            seats: f.seats,
-            units: f.units,
-        }
-    }
+/// Any object, reduced to its id.
+#[derive(Clone, Debug, Deserialize)]
+pub struct IdDto {
+    pub id: String,
 }
 
-/// The `CheckoutLinkUpdate` body: absent fields are left out, `Some(None)` becomes `null`.
-#[derive(Debug, Default, Serialize)]
-pub struct PatchBody<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub products: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<Option<&'a str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_discount_codes: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub require_billing_address: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub discount_id: Option<Option<&'a str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<&'a Metadata>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub success_url: Option<Option<&'a str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub return_url: Option<Option<&'a str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trial_interval: Option<Option<&'a str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trial_interval_count: Option<Option<i32>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seats: Option<Option<i32>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub units: Option<Option<i32>>,
+/// The create body: every managed field (nulls included) and the payment processor.
+pub fn create_body(fields: &LinkFields) -> serde_json::Value {
+    let mut body = fields.to_json();
+    body.insert(
+        "payment_processor".to_owned(),
+        serde_json::Value::String(PAYMENT_PROCESSOR.to_owned()),
+    );
+    serde_json::Value::Object(body)
 }
 
-impl<'a> From<&'a LinkPatch> for PatchBody<'a> {
-    fn from(p: &'a LinkPatch) -> Self {
-        let trial = p.trial.as_ref().map(Option::as_ref);
-        PatchBody {
-            products: p.products.as_deref(),
-            label: p.label.as_ref().map(Option::as_deref),
-            allow_discount_codes: p.allow_discount_codes,
-            require_billing_address: p.require_billing_address,
-            discount_id: p.discount_id.as_ref().map(Option::as_deref),
-            metadata: p.metadata.as_ref(),
-            success_url: p.success_url.as_ref().map(Option::as_deref),
-            return_url: p.return_url.as_ref().map(Option::as_deref),
-            trial_interval: trial.map(|t| t.map(|t| t.interval.as_str())),
-            trial_interval_count: trial.map(|t| t.map(|t| t.count)),
-            seats: p.seats,
-            units: p.units,
-        }
-    }
+/// The update body: only the fields the patch carries, `Some(None)` as `null`.
+pub fn patch_body(patch: &LinkPatch) -> serde_json::Value {
+    serde_json::Value::Object(patch.to_json())
 }
 
 /// The body of every JSON error Polar sends: `{"error": .., "detail": ..}` (404, 403
@@ -329,13 +211,11 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::{LINK, LINK_WITHOUT_UNITS};
     use super::*;
-    use crate::polar::MetaValue;
+    use crate::polar::{MetaValue, Metadata, Trial};
     use serde_json::json;
 
     fn link(json: &str) -> Link {
-        serde_json::from_str::<CheckoutLinkDto>(json)
-            .unwrap()
-            .into()
+        Link::from_json(&serde_json::from_str(json).unwrap()).unwrap()
     }
 
     #[test]
@@ -401,7 +281,7 @@ mod tests {
     fn response_missing_a_required_field_is_rejected() {
         let mut v: serde_json::Value = serde_json::from_str(LINK).unwrap();
         v.as_object_mut().unwrap().remove("client_secret");
-        assert!(serde_json::from_value::<CheckoutLinkDto>(v).is_err());
+        assert!(Link::from_json(&v).is_err());
     }
 
     #[test]
@@ -409,14 +289,16 @@ mod tests {
         let body = format!(
             r#"{{"items": [{LINK}, {LINK_WITHOUT_UNITS}], "pagination": {{"total_count": 42, "max_page": 5}}}}"#
         );
-        let page: Page = serde_json::from_str::<ListDto>(&body).unwrap().into();
+        let page = Page::try_from(serde_json::from_str::<ListDto>(&body).unwrap()).unwrap();
         assert_eq!(page.items.len(), 2);
         assert_eq!((page.total_count, page.max_page), (42, 5));
-        let empty: Page = serde_json::from_str::<ListDto>(
-            r#"{"items":[],"pagination":{"total_count":0,"max_page":0}}"#,
+        let empty = Page::try_from(
+            serde_json::from_str::<ListDto>(
+                r#"{"items":[],"pagination":{"total_count":0,"max_page":0}}"#,
+            )
+            .unwrap(),
         )
-        .unwrap()
-        .into();
+        .unwrap();
         assert!(empty.items.is_empty());
     }
 
@@ -432,7 +314,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let body = serde_json::to_value(CreateBody::from(&fields)).unwrap();
+        let body = create_body(&fields);
         assert_eq!(
             body,
             json!({
@@ -458,7 +340,7 @@ mod tests {
             metadata: Some(Metadata::new()),
             ..Default::default()
         };
-        let body = serde_json::to_value(PatchBody::from(&patch)).unwrap();
+        let body = patch_body(&patch);
         assert_eq!(
             body,
             json!({
@@ -467,7 +349,7 @@ mod tests {
             })
         );
         assert_eq!(
-            serde_json::to_string(&PatchBody::from(&LinkPatch::default())).unwrap(),
+            serde_json::to_string(&patch_body(&LinkPatch::default())).unwrap(),
             "{}"
         );
     }
@@ -481,7 +363,7 @@ mod tests {
             })),
             ..Default::default()
         };
-        let body = serde_json::to_value(PatchBody::from(&patch)).unwrap();
+        let body = patch_body(&patch);
         assert_eq!(
             body,
             json!({"trial_interval": "year", "trial_interval_count": 1})

@@ -1,6 +1,7 @@
 //! The apply path: credentials → observe → plan → execute → status, events and the next
-//! attempt's time.
+//! attempt's time (asked of [`super::policy`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -9,208 +10,260 @@ use kube::runtime::events::EventType;
 use tokio::time::Instant;
 
 use crate::crd::{ADOPT_ANNOTATION, CheckoutLink};
-use crate::error::{CredentialsError, Error};
-use crate::polar::PolarError;
+use crate::error::Error;
+use crate::polar::Link;
+use crate::polar::account::Account;
 
-use super::credentials::{CredentialsRef, credentials_ref};
-use super::execute::{self, Done, Failure, Known};
-use super::memory::{Hold, Inputs};
-use super::plan::{self, AdoptedBy, Observed, Plan};
+use super::context::{Context, jitter, now};
+use super::credentials::credentials_ref;
+use super::execute::{self, Done, Failure};
+use super::memory::{Inputs, Memory};
+use super::observe::{Known, Observation, observe};
+use super::plan::{self, AdoptedBy, Plan};
+use super::policy::{self, Retry, Situation};
 use super::status::{Activity, LinkInfo, Outcome, Phase, build_status};
-use super::{CREDENTIALS_RETRY, Context, backoff, jitter};
 
-impl Context {
-    /// Brings the Polar link to the spec and reports it in the status.
-    pub(super) async fn apply(&self, link: &CheckoutLink) -> Result<Action, Error> {
-        let started = Instant::now();
-        let uid = link.uid().ok_or(Error::MissingObjectField("uid"))?;
-        self.caches_synced().await;
-        let cref = credentials_ref(link, self.settings.default_credentials.as_ref());
-        let inputs = self.inputs(link, &cref);
-        if let Some(wait) = self.held(&uid, &inputs) {
-            self.metrics.reconciled("held", started.elapsed());
-            return Ok(wait.map_or_else(Action::await_change, Action::requeue));
-        }
+/// How long a resource waits for a mirror before looking again by itself (its sweep report
+/// normally wakes it much sooner).
+const WAIT_FOR_MIRROR: Duration = Duration::from_secs(30);
 
-        let (action, label) = match self.sync(link, &uid, cref).await {
-            Ok(done) => (self.succeeded(link, &uid, inputs, done).await?, "ok"),
-            Err(Failure {
-                error: error @ Error::Kube { .. },
-                ..
-            }) => return Err(error),
-            Err(failure) => self.failed(link, &uid, inputs, failure).await?,
-        };
-        self.metrics.reconciled(label, started.elapsed());
-        Ok(action)
+/// What one attempt came to.
+enum Attempt {
+    Done(Done),
+    Failed(Failure),
+    /// A mirror must be swept first; nothing was done.
+    Wait,
+}
+
+/// Brings the Polar link to the spec and reports it in the status.
+pub(super) async fn apply(ctx: &Context, link: &CheckoutLink) -> Result<Action, Error> {
+    let started = Instant::now();
+    let uid = link.uid().ok_or(Error::MissingObjectField("uid"))?;
+    ctx.caches_synced().await;
+    let memory = ctx.recall(&uid);
+    let cref = credentials_ref(link, ctx.settings.default_credentials.as_ref());
+    let credentials = match &cref {
+        Ok(r) => ctx.secrets.resolve(&ctx.client, r).await?.credentials,
+        Err(e) => Err(e.clone()),
+    };
+    let inputs = ctx.inputs(link, &uid, &credentials, &memory);
+    if let Some(wait) = ctx.held(&uid, &inputs) {
+        ctx.metrics.reconciled("held", started.elapsed());
+        return Ok(wait.map_or_else(Action::await_change, Action::requeue));
     }
 
-    /// Observe, plan, execute: at most one Polar write.
-    async fn sync(
-        &self,
-        link: &CheckoutLink,
-        uid: &str,
-        cref: Result<CredentialsRef, CredentialsError>,
-    ) -> Result<Done, Failure> {
-        let memory = self.recall(uid);
-        let known = Self::known_link(link, &memory);
-        let activity = if known.is_some() {
-            Activity::Updating
-        } else {
-            Activity::Creating
-        };
-        let desired = plan::desired_fields(&link.spec, uid)
-            .map_err(|m| Failure::new(activity, Error::InvalidSpec(m)))?;
-        let observing = |error: Error| Failure::new(Activity::Observing, error);
-        let cref = cref.map_err(|e| observing(e.into()))?;
-        let resolved = self
-            .secrets
-            .resolve(&self.client, &cref)
-            .await
-            .map_err(observing)?;
-        let credentials = resolved.credentials.map_err(|e| observing(e.into()))?;
-        let client = self.polar.get(&credentials).map_err(|source| {
-            observing(Error::Polar {
-                step: "connect",
-                source,
-            })
-        })?;
+    let attempt = match credentials {
+        Err(e) => Attempt::Failed(Failure::new(Activity::Observing, e.into())),
+        Ok(credentials) => match ctx.polar.account(&credentials) {
+            Err(source) => Attempt::Failed(Failure::new(
+                Activity::Observing,
+                Error::Polar {
+                    step: "connect",
+                    source,
+                },
+            )),
+            Ok(account) => sync(ctx, link, &uid, &memory, &account).await,
+        },
+    };
+    let (action, label) = match attempt {
+        Attempt::Done(done) => (succeeded(ctx, link, &uid, inputs, done).await?, "ok"),
+        Attempt::Wait => (Action::requeue(WAIT_FOR_MIRROR), "waiting"),
+        Attempt::Failed(Failure {
+            error: error @ Error::Kube { .. },
+            ..
+        }) => return Err(error),
+        Attempt::Failed(failure) => failed(ctx, link, &uid, inputs, failure).await?,
+    };
+    ctx.metrics.reconciled(label, started.elapsed());
+    Ok(action)
+}
 
-        let search_owned = known.is_none() && self.may_own_unknown_link(link, &memory);
-        let adopt = link.annotations().get(ADOPT_ANNOTATION).map(String::as_str);
-        let known_ref = Known {
-            id: known.as_ref().map(|(id, _)| id.as_str()),
-            url: known.as_ref().and_then(|(_, url)| url.as_deref()),
-            adopt: adopt.filter(|_| known.is_none()),
-            uid,
-            search_owned,
-        };
-        let observed = execute::observe(&*client, &known_ref)
-            .await
-            .map_err(observing)?;
-        if search_owned && observed == Observed::Absent {
-            self.remember(uid, |m| m.searched = true);
-        }
+/// Observe, plan, execute: one Polar write at most (plus one DELETE per duplicate link).
+async fn sync(
+    ctx: &Context,
+    link: &CheckoutLink,
+    uid: &str,
+    memory: &Memory,
+    account: &Arc<Account>,
+) -> Attempt {
+    let known = Context::known_link(link, memory);
+    let activity = if known.is_some() {
+        Activity::Updating
+    } else {
+        Activity::Creating
+    };
+    let desired = match plan::desired_fields(&link.spec, uid) {
+        Ok(desired) => desired,
+        Err(m) => return Attempt::Failed(Failure::new(activity, Error::InvalidSpec(m))),
+    };
+    let status = link.status.as_ref();
+    let known_ref = Known {
+        id: known.as_ref().map(|(id, _)| id.as_str()),
+        url: known.as_ref().and_then(|(_, url)| url.as_deref()),
+        org: status.and_then(|s| s.organization_id.as_deref()),
+        adopt: link.annotations().get(ADOPT_ANNOTATION).map(String::as_str),
+        uid,
+        search_from: search_from(ctx, link, memory),
+        changed: status.and_then(|s| s.observed_generation) != link.metadata.generation,
+    };
+    let (observed, duplicates) = match observe(account, &known_ref).await {
+        Ok(Observation::Found {
+            observed,
+            duplicates,
+        }) => (observed, duplicates),
+        Ok(Observation::Wait) => return Attempt::Wait,
+        Err(error) => return Attempt::Failed(Failure::new(Activity::Observing, error)),
+    };
+    if let Err(failure) = delete_duplicates(ctx, link, account, duplicates).await {
+        return Attempt::Failed(failure);
+    }
 
-        let plan = plan::plan(&desired, observed);
-        let creates = matches!(plan, Plan::Create(_) | Plan::Recreate { .. });
-        if creates {
-            self.remember(uid, |m| m.create_uncertain = true);
-        }
-        let result = execute::execute(&*client, plan).await;
-        match &result {
-            Ok(done) => {
-                let l = done.link();
-                self.remember(uid, |m| {
-                    m.known = Some((l.id.clone(), l.url.clone()));
-                    m.create_uncertain = false;
-                });
-                let residual = execute::residual_diff(&desired, l);
-                if !residual.is_empty() && !matches!(done, Done::InSync(_)) {
-                    tracing::warn!(fields = ?residual, "Polar stored some fields differently from what was sent");
-                }
+    let plan = plan::plan(&desired, *observed);
+    let creates = matches!(plan, Plan::Create(_) | Plan::Recreate { .. });
+    let sent = Instant::now();
+    match execute::execute(account, plan).await {
+        Ok(done) => {
+            let l = done.link();
+            ctx.remember(uid, |m| {
+                m.known = Some((l.id.clone(), l.url.clone()));
+                m.uncertain_since = None;
+            });
+            let residual = execute::residual_diff(&desired, l);
+            if !residual.is_empty() && !matches!(done, Done::InSync(_)) {
+                tracing::warn!(fields = ?residual, "Polar stored some fields differently from what was sent");
             }
-            Err(failure) if creates => {
-                // Polar refused before creating anything, unless the answer may have been lost.
-                let lost = failure.error.polar().is_some_and(|e| {
-                    matches!(
-                        e,
-                        PolarError::Server { .. }
-                            | PolarError::Timeout
-                            | PolarError::Transport { .. }
-                            | PolarError::Decode { .. }
-                    )
+            Attempt::Done(done)
+        }
+        Err(failure) => {
+            if creates {
+                let uncertain = policy::decide(situation(ctx, uid, &failure)).uncertain_create;
+                ctx.remember(uid, |m| {
+                    m.uncertain_since = uncertain.then_some(sent).or(m.uncertain_since)
                 });
-                self.remember(uid, |m| m.create_uncertain = lost);
             }
-            Err(_) => {}
+            Attempt::Failed(failure)
         }
-        result
     }
+}
 
-    /// In sync: Ready status (right after a create, the write that persists the new id),
-    /// the event, and a resync after the interval.
-    async fn succeeded(
-        &self,
-        link: &CheckoutLink,
-        uid: &str,
-        inputs: Inputs,
-        done: Done,
-    ) -> Result<Action, Error> {
-        let outcome = Outcome {
-            generation: link.metadata.generation,
-            link: Some(LinkInfo::from(done.link())),
-            url_parameters: link.spec.url_parameters.as_ref(),
-            phase: Phase::Ready,
-        };
-        let status = build_status(link.status.as_ref(), &outcome, &super::now());
-        self.patch_status(link, &status).await?;
-        let resync = jitter(self.settings.resync_interval, 0.9, 1.1);
-        self.remember(uid, |m| {
-            m.failures = 0;
-            m.hold = Some(Hold::new(inputs, Some(resync)));
-        });
-        if let Some((type_, reason, action, note)) = done_event(&done) {
-            self.publish(link, type_, reason, action, note).await;
-        }
-        Ok(Action::requeue(resync))
-    }
+/// From when the owner index must have been swept before concluding that no link exists:
+/// after a create that may still commit (up to a request timeout after it was sent), or,
+/// for a resource an earlier process may have handled, after this one started (plus the
+/// timeout, for a create that process may have left in flight).
+fn search_from(ctx: &Context, link: &CheckoutLink, memory: &Memory) -> Option<Instant> {
+    let timeout = ctx.settings.polar_timeout;
+    let uncertain = memory.uncertain_since.map(|t| t + timeout);
+    let inherited =
+        (memory.known.is_none() && ctx.predates_start(link)).then(|| ctx.started.1 + timeout);
+    uncertain.max(inherited)
+}
 
-    /// Not in sync: the status says why, a Warning event goes out if that is new, and the
-    /// next attempt waits (backoff, Retry-After, slow retry, or a change).
-    async fn failed(
-        &self,
-        link: &CheckoutLink,
-        uid: &str,
-        inputs: Inputs,
-        failure: Failure,
-    ) -> Result<(Action, &'static str), Error> {
-        let phase = Phase::of_error(failure.activity, &failure.error);
-        let outcome = Outcome {
-            generation: link.metadata.generation,
-            link: failure.link.as_ref().map(LinkInfo::from),
-            url_parameters: link.spec.url_parameters.as_ref(),
-            phase: phase.clone(),
-        };
-        let status = build_status(link.status.as_ref(), &outcome, &super::now());
-        self.patch_status(link, &status).await?;
-        let delay = self.retry_delay(uid, &phase, &failure.error);
-        tracing::info!(
-            error = %failure.error,
-            reason = phase.ready_reason().as_str(),
-            retry_in_ms = delay.map(|d| d.as_millis() as u64),
-            "reconcile did not converge"
+/// Deletes the links that carry the resource's owner tag besides the one it keeps (from
+/// creates whose answers were lost), with a Warning event each.
+async fn delete_duplicates(
+    ctx: &Context,
+    link: &CheckoutLink,
+    account: &Arc<Account>,
+    duplicates: Vec<Link>,
+) -> Result<(), Failure> {
+    for extra in duplicates {
+        execute::delete(account, &extra.id)
+            .await
+            .map_err(|e| Failure::new(Activity::Deleting, e))?;
+        let note = format!(
+            "deleted Polar checkout link {} ({}): a second link created for this resource (an earlier create's answer was lost)",
+            extra.id, extra.url
         );
-        self.remember(uid, |m| m.hold = Some(Hold::new(inputs, delay)));
-        self.publish_failure(link, &status, &phase, "Reconcile")
+        ctx.publish(link, EventType::Warning, "DuplicateDeleted", "Delete", note)
             .await;
-        self.metrics.error(failure.error.category());
-        let label = if matches!(phase, Phase::Stalled { .. }) {
-            "stalled"
-        } else {
-            "retrying"
-        };
-        Ok((
-            delay.map_or_else(Action::await_change, Action::requeue),
-            label,
-        ))
     }
+    Ok(())
+}
 
-    /// When to try again after a failure; `None`: when the inputs change.
-    pub(super) fn retry_delay(&self, uid: &str, phase: &Phase, error: &Error) -> Option<Duration> {
-        match (phase, error.polar()) {
-            (Phase::Retrying { .. }, Some(PolarError::RateLimited { retry_after })) => {
-                self.bump_failures(uid);
-                // Never before Retry-After.
-                Some(jitter(*retry_after, 1.0, 1.1))
-            }
-            (Phase::Retrying { .. }, _) => Some(backoff(self.bump_failures(uid))),
-            (
-                Phase::Stalled { .. },
-                Some(PolarError::Unauthorized { .. } | PolarError::Forbidden { .. }),
-            ) => Some(jitter(CREDENTIALS_RETRY, 1.0, 1.1)),
-            (Phase::Stalled { .. } | Phase::Ready, _) => None,
-        }
+fn situation<'a>(ctx: &Context, uid: &str, failure: &'a Failure) -> Situation<'a> {
+    Situation {
+        activity: failure.activity,
+        error: &failure.error,
+        failures: ctx.recall(uid).failures,
+        deleting_for: None,
+        grace: ctx.settings.deletion_grace,
     }
+}
+
+/// In sync: Ready status (right after a create, the write that persists the new id),
+/// the event, and a look at the mirror after the resync interval (which costs no call).
+async fn succeeded(
+    ctx: &Context,
+    link: &CheckoutLink,
+    uid: &str,
+    inputs: Inputs,
+    done: Done,
+) -> Result<Action, Error> {
+    let outcome = Outcome {
+        generation: link.metadata.generation,
+        link: Some(LinkInfo::from(done.link())),
+        url_parameters: link.spec.url_parameters.as_ref(),
+        phase: Phase::Ready,
+    };
+    let status = build_status(link.status.as_ref(), &outcome, &now());
+    ctx.patch_status(link, &status).await?;
+    let resync = jitter(ctx.settings.resync_interval);
+    ctx.remember(uid, |m| m.failures = 0);
+    ctx.hold(uid, inputs, Some(resync));
+    if let Some((type_, reason, action, note)) = done_event(&done) {
+        ctx.publish(link, type_, reason, action, note).await;
+    }
+    Ok(Action::requeue(resync))
+}
+
+/// Not in sync: the status says why, a Warning event goes out if that is new, and the next
+/// attempt waits as the policy says.
+async fn failed(
+    ctx: &Context,
+    link: &CheckoutLink,
+    uid: &str,
+    inputs: Inputs,
+    failure: Failure,
+) -> Result<(Action, &'static str), Error> {
+    let decision = policy::decide(situation(ctx, uid, &failure));
+    ctx.bump_failures(uid);
+    let outcome = Outcome {
+        generation: link.metadata.generation,
+        link: failure.link.as_ref().map(LinkInfo::from),
+        url_parameters: link.spec.url_parameters.as_ref(),
+        phase: decision.phase.clone(),
+    };
+    let status = build_status(link.status.as_ref(), &outcome, &now());
+    ctx.patch_status(link, &status).await?;
+    let delay = match decision.retry {
+        Retry::In(d) => Some(jitter(d)),
+        Retry::OnChange => None,
+    };
+    tracing::info!(
+        error = %failure.error,
+        reason = decision.phase.ready_reason().as_str(),
+        retry_in_ms = delay.map(|d| d.as_millis() as u64),
+        "reconcile did not converge"
+    );
+    ctx.hold(uid, inputs, delay);
+    ctx.publish_failure(
+        link,
+        &status,
+        decision.event,
+        "Reconcile",
+        failure.error.to_string(),
+    )
+    .await;
+    ctx.metrics.error(failure.error.category());
+    let label = if matches!(decision.phase, Phase::Stalled { .. }) {
+        "stalled"
+    } else {
+        "retrying"
+    };
+    Ok((
+        delay.map_or_else(Action::await_change, Action::requeue),
+        label,
+    ))
 }
 
 /// The event for what was done: (type, reason, action, note); none when nothing was.
@@ -278,7 +331,7 @@ fn done_event(done: &Done) -> Option<(EventType, &'static str, &'static str, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::polar::{Link, LinkFields};
+    use crate::polar::LinkFields;
 
     fn link(id: &str) -> Link {
         Link {

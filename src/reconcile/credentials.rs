@@ -1,15 +1,12 @@
-//! Credentials: which Secret a CheckoutLink uses, reading it, and one Polar client per
-//! (server, token).
+//! Credentials: which Secret a CheckoutLink uses, and reading it (Kubernetes IO).
 //!
-//! Secrets are watched by metadata only (no Secret data sits in the operator's memory beyond
-//! the tokens it uses). A Secret's data is read with one GET when its `resourceVersion`
-//! changes, and the parsed result is cached under that version.
+//! Secrets are watched by metadata only: no Secret's data reaches the process but the ones
+//! CheckoutLinks use, read with one GET when their `resourceVersion` changes and cached, parsed,
+//! under that version. What a link depends on is the credentials' [`identity`] (server and
+//! token fingerprint), so an edit of a Secret's labels re-reconciles nothing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tokio::time::Instant;
+use std::sync::Mutex;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -18,46 +15,14 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::crd::CheckoutLink;
 use crate::error::{CredentialsError, Error};
-use crate::polar::governor::Governors;
-use crate::polar::http::{HttpClient, Observer};
-use crate::polar::{CheckoutLinks, Credentials, PolarError, Server, Token};
+use crate::polar::{Credentials, Server, Token};
+
+pub use crate::config::SecretName;
 
 /// The key of a credentials Secret that holds the token, unless the reference names another.
 pub const TOKEN_KEY: &str = "token";
 /// The optional key that names the server: `production`, `sandbox` or a base URL.
 pub const SERVER_KEY: &str = "server";
-
-/// A Secret by namespace and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SecretName {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-}
-
-impl std::str::FromStr for SecretName {
-    type Err = String;
-
-    /// `namespace/name`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().split_once('/') {
-            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                Ok(SecretName {
-                    namespace: ns.to_owned(),
-                    name: name.to_owned(),
-                })
-            }
-            _ => Err(format!("{s:?} is not namespace/name")),
-        }
-    }
-}
-
-impl std::fmt::Display for SecretName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
 
 /// The Secret and key a CheckoutLink takes its token from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -99,10 +64,21 @@ pub fn uses_secret(link: &CheckoutLink, secret: &SecretName, default: Option<&Se
     credentials_ref(link, default).is_ok_and(|r| &r.secret == secret)
 }
 
-/// Reads the token and server from a Secret's data.
+/// What credentials stand for in a reconcile's inputs: the server and the token's fingerprint
+/// (never the token), or why there are none.
+pub fn identity(credentials: &Result<Credentials, CredentialsError>) -> String {
+    match credentials {
+        Ok(c) => format!("{} {}", c.server, c.token.fingerprint()),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// Reads the token and server from a Secret's data; a plain `http://` server other than
+/// loopback is refused unless `allow_insecure`.
 pub fn parse_secret(
     r: &CredentialsRef,
     data: Option<&BTreeMap<String, ByteString>>,
+    allow_insecure: bool,
 ) -> Result<Credentials, CredentialsError> {
     let get = |key: &str| {
         data.and_then(|d| d.get(key))
@@ -116,14 +92,16 @@ pub fn parse_secret(
             name: r.secret.name.clone(),
             key: r.key.clone(),
         })?;
+    let bad = |message| CredentialsError::BadServer {
+        namespace: r.secret.namespace.clone(),
+        name: r.secret.name.clone(),
+        message,
+    };
     let server = match get(SERVER_KEY) {
         None => Server::Production,
-        Some(s) => Server::parse(&s).map_err(|message| CredentialsError::BadServer {
-            namespace: r.secret.namespace.clone(),
-            name: r.secret.name.clone(),
-            message,
-        })?,
+        Some(s) => Server::parse(&s).map_err(bad)?,
     };
+    server.ensure_secure(allow_insecure).map_err(bad)?;
     Ok(Credentials { token, server })
 }
 
@@ -136,27 +114,36 @@ pub struct Resolved {
     pub version: String,
 }
 
+/// Parsed credentials, by reference and Secret version.
+type Parsed = HashMap<(CredentialsRef, String), Result<Credentials, CredentialsError>>;
+
 /// Secret metadata stores (from the metadata watches) and parsed credentials by version.
 pub struct SecretCache {
     stores: Vec<Store<PartialObjectMeta<Secret>>>,
-    parsed: Mutex<HashMap<(CredentialsRef, String), Result<Credentials, CredentialsError>>>,
+    parsed: Mutex<Parsed>,
+    allow_insecure: bool,
 }
 
 impl SecretCache {
-    /// A cache that looks Secrets up in `stores` (the first one that knows a Secret wins).
-    pub fn new(stores: Vec<Store<PartialObjectMeta<Secret>>>) -> Self {
+    /// A cache that looks Secrets up in `stores` (the first one that knows a Secret wins);
+    /// `allow_insecure` as in [`parse_secret`].
+    pub fn new(stores: Vec<Store<PartialObjectMeta<Secret>>>, allow_insecure: bool) -> Self {
         SecretCache {
             stores,
             parsed: Mutex::new(HashMap::new()),
+            allow_insecure,
         }
+    }
+
+    /// The Secret's metadata as the watch last saw it.
+    pub fn meta(&self, secret: &SecretName) -> Option<std::sync::Arc<PartialObjectMeta<Secret>>> {
+        let key = ObjectRef::new(&secret.name).within(&secret.namespace);
+        self.stores.iter().find_map(|s| s.get(&key))
     }
 
     /// The `resourceVersion` of a Secret as the watch last saw it; `None` when it does not exist.
     pub fn version(&self, secret: &SecretName) -> Option<String> {
-        let key = ObjectRef::new(&secret.name).within(&secret.namespace);
-        self.stores
-            .iter()
-            .find_map(|s| s.get(&key))
+        self.meta(secret)
             .map(|meta| meta.metadata.resource_version.clone().unwrap_or_default())
     }
 
@@ -192,7 +179,7 @@ impl SecretCache {
                 source,
             })?;
         let credentials = match &secret {
-            Some(s) => parse_secret(r, s.data.as_ref()),
+            Some(s) => parse_secret(r, s.data.as_ref(), self.allow_insecure),
             None => Err(CredentialsError::SecretNotFound {
                 namespace: r.secret.namespace.clone(),
                 name: r.secret.name.clone(),
@@ -208,83 +195,8 @@ impl SecretCache {
         })
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        HashMap<(CredentialsRef, String), Result<Credentials, CredentialsError>>,
-    > {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Parsed> {
         self.parsed.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Builds a Polar client for credentials: the reqwest client normally, a fake in unit tests.
-pub type ClientFactory =
-    Arc<dyn Fn(&Credentials) -> Result<Arc<dyn CheckoutLinks>, PolarError> + Send + Sync>;
-
-/// How long a Polar client may sit unused before it is dropped (a rotated token's client, a
-/// Secret no link uses any more). Dropped clients are made again on demand.
-pub const CLIENT_IDLE_TTL: Duration = Duration::from_secs(3600);
-
-/// One Polar client per (server, token fingerprint), each paced by its organisation's governor.
-pub struct PolarClients {
-    factory: ClientFactory,
-    clients: Mutex<HashMap<ClientKey, KeptClient>>,
-}
-
-/// A client per server and token fingerprint (never the token itself).
-type ClientKey = (Server, String);
-/// A client and when it was last used.
-type KeptClient = (Arc<dyn CheckoutLinks>, Instant);
-
-impl PolarClients {
-    /// Clients over HTTP with `timeout` per request, paced by `governors`, each request
-    /// reported to `observer`.
-    pub fn http(governors: Arc<Governors>, timeout: Duration, observer: Option<Observer>) -> Self {
-        let factory: ClientFactory = Arc::new(move |credentials: &Credentials| {
-            let governor = governors.for_credentials(credentials);
-            let client = HttpClient::new(credentials.clone(), governor, timeout)?;
-            let client = match &observer {
-                Some(o) => client.with_observer(o.clone()),
-                None => client,
-            };
-            Ok(Arc::new(client) as Arc<dyn CheckoutLinks>)
-        });
-        Self::with_factory(factory)
-    }
-
-    /// Clients made by `factory`.
-    pub fn with_factory(factory: ClientFactory) -> Self {
-        PolarClients {
-            factory,
-            clients: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The client for `credentials`, made on first use. Making one also drops the clients
-    /// unused for [`CLIENT_IDLE_TTL`], so rotated tokens do not pile up.
-    pub fn get(&self, credentials: &Credentials) -> Result<Arc<dyn CheckoutLinks>, PolarError> {
-        let key = (credentials.server.clone(), credentials.token.fingerprint());
-        let now = Instant::now();
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((client, used)) = clients.get_mut(&key) {
-            *used = now;
-            return Ok(client.clone());
-        }
-        clients.retain(|_, (_, used)| now.duration_since(*used) < CLIENT_IDLE_TTL);
-        let client = (self.factory)(credentials)?;
-        clients.insert(key, (client.clone(), now));
-        Ok(client)
-    }
-
-    /// How many clients are kept.
-    pub fn len(&self) -> usize {
-        self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Whether no client is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -378,7 +290,7 @@ mod tests {
             secret: default(),
             key: "token".into(),
         };
-        let c = parse_secret(&r, Some(&data(&[("token", "polar_oat_abc\n")]))).unwrap();
+        let c = parse_secret(&r, Some(&data(&[("token", "polar_oat_abc\n")])), false).unwrap();
         assert_eq!(
             (c.token.expose(), c.server),
             ("polar_oat_abc", Server::Production)
@@ -389,13 +301,18 @@ mod tests {
                 ("token", "t"),
                 ("server", "http://127.0.0.1:8787"),
             ])),
+            false,
         )
         .unwrap();
         assert_eq!(c.server.base_url().as_str(), "http://127.0.0.1:8787/");
         assert_eq!(
-            parse_secret(&r, Some(&data(&[("token", "t"), ("server", "sandbox")])))
-                .unwrap()
-                .server,
+            parse_secret(
+                &r,
+                Some(&data(&[("token", "t"), ("server", "sandbox")])),
+                false
+            )
+            .unwrap()
+            .server,
             Server::Sandbox
         );
     }
@@ -407,11 +324,11 @@ mod tests {
             key: "token".into(),
         };
         assert!(matches!(
-            parse_secret(&r, None),
+            parse_secret(&r, None, false),
             Err(CredentialsError::KeyMissing { .. })
         ));
         assert!(matches!(
-            parse_secret(&r, Some(&data(&[("token", "  ")]))),
+            parse_secret(&r, Some(&data(&[("token", "  ")])), false),
             Err(CredentialsError::KeyMissing { .. })
         ));
         let bad = parse_secret(
@@ -420,51 +337,17 @@ mod tests {
                 ("token", "polar_oat_secret"),
                 ("server", "staging"),
             ])),
+            false,
         )
         .unwrap_err();
         assert!(matches!(bad, CredentialsError::BadServer { .. }));
         assert!(!bad.to_string().contains("polar_oat_secret"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn clients_are_reused_and_the_idle_ones_dropped_when_a_new_one_is_made() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let made = Arc::new(AtomicUsize::new(0));
-        let http = PolarClients::http(
-            Arc::new(Governors::new(0.9, None)),
-            Duration::from_secs(5),
-            None,
+        let remote = data(&[("token", "t"), ("server", "http://10.0.0.7:8787")]);
+        let insecure = parse_secret(&r, Some(&remote), false).unwrap_err();
+        assert!(
+            matches!(insecure, CredentialsError::BadServer { .. }),
+            "{insecure}"
         );
-        let counted = made.clone();
-        let clients = PolarClients::with_factory(Arc::new(move |c: &Credentials| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            (http.factory)(c)
-        }));
-        let credentials = |token: &str| Credentials {
-            token: Token::new(token),
-            server: Server::Sandbox,
-        };
-        let old = credentials("polar_oat_old");
-        let new = credentials("polar_oat_new");
-
-        clients.get(&old).unwrap();
-        clients.get(&old).unwrap();
-        assert_eq!(made.load(Ordering::SeqCst), 1, "one client per token");
-
-        tokio::time::advance(CLIENT_IDLE_TTL / 2).await;
-        clients.get(&new).unwrap();
-        assert_eq!(clients.len(), 2, "the old client was used recently");
-
-        tokio::time::advance(CLIENT_IDLE_TTL).await;
-        clients.get(&new).unwrap();
-        assert_eq!(clients.len(), 2, "reusing a client drops nothing");
-        clients.get(&credentials("polar_oat_newer")).unwrap();
-        assert_eq!(clients.len(), 2, "the old token's client is gone");
-        clients.get(&old).unwrap();
-        assert_eq!(
-            made.load(Ordering::SeqCst),
-            4,
-            "a dropped client is made again"
-        );
+        assert!(parse_secret(&r, Some(&remote), true).is_ok());
     }
 }

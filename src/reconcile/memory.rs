@@ -1,102 +1,52 @@
 //! What the controller remembers per resource, in memory (keyed by UID): the inputs of the
 //! last attempt and until when nothing is to be done for them, the failure count for the
-//! backoff, the link id it last established, and whether a create may have left a link
-//! behind whose id is not known.
+//! backoff, the link id it last established, and since when a create may have left a link
+//! behind whose id is not known. Pure data; [`super::context`] keeps one per resource.
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::SignedDuration;
-use kube::ResourceExt;
 use tokio::time::Instant;
 
-use crate::crd::{ADOPT_ANNOTATION, CheckoutLink};
-use crate::error::CredentialsError;
-
-use super::Context;
-use super::credentials::CredentialsRef;
-
-/// Resources created this long after the controller started cannot have been seen by an
-/// earlier operator process (allowing for clock skew between the apiserver and the operator).
-const CLOCK_SKEW: Duration = Duration::from_secs(5);
-
-/// What a reconcile depends on besides Polar. When it has not changed, a reconcile triggered
+/// What a reconcile depends on besides time. When it has not changed, a reconcile triggered
 /// before the scheduled time does nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Inputs {
-    generation: Option<i64>,
-    secret_version: String,
-    adopt: Option<String>,
-    deleting: bool,
+pub struct Inputs {
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The credentials' identity (server and token fingerprint), or why there are none.
+    pub credentials: String,
+    /// The adoption annotation.
+    pub adopt: Option<String>,
+    /// Whether the resource is being deleted.
+    pub deleting: bool,
+    /// The mirror's revisions of the link and of the links tagged with the UID: a change in
+    /// Polar (seen by a sweep) is a new input.
+    pub observed: (Option<u64>, Option<u64>),
 }
 
 /// "Nothing to do for these inputs until then" (`None`: until they change).
 #[derive(Clone, Debug)]
-pub(super) struct Hold {
+pub struct Hold {
     inputs: Inputs,
     until: Option<Instant>,
 }
 
 impl Hold {
     /// Holds `inputs` for `delay` from now (`None`: until they change).
-    pub(super) fn new(inputs: Inputs, delay: Option<Duration>) -> Self {
+    pub fn new(inputs: Inputs, delay: Option<Duration>) -> Self {
         Hold {
             inputs,
             until: delay.map(|d| Instant::now() + d),
         }
     }
-}
 
-/// What the controller remembers about one resource.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Memory {
-    pub(super) hold: Option<Hold>,
-    /// Consecutive transient failures, for the backoff.
-    pub(super) failures: u32,
-    /// The link id and URL this process last established, in case the status lags behind.
-    pub(super) known: Option<(String, String)>,
-    /// A create was sent without a definite answer: the link may exist.
-    pub(super) create_uncertain: bool,
-    /// An owner search found nothing, and no create was sent since.
-    pub(super) searched: bool,
-}
-
-impl Context {
-    fn memory(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Memory>> {
-        self.memory.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Changes what is remembered about `uid`.
-    pub(super) fn remember<T>(&self, uid: &str, f: impl FnOnce(&mut Memory) -> T) -> T {
-        f(self.memory().entry(uid.to_owned()).or_default())
-    }
-
-    /// What is remembered about `uid`.
-    pub(super) fn recall(&self, uid: &str) -> Memory {
-        self.memory().get(uid).cloned().unwrap_or_default()
-    }
-
-    /// Forgets `uid` (its resource is gone).
-    pub(super) fn forget(&self, uid: &str) {
-        self.memory().remove(uid);
-    }
-
-    /// Counts a transient failure; returns the count before it (0 for the first).
-    pub(super) fn bump_failures(&self, uid: &str) -> u32 {
-        self.remember(uid, |m| {
-            let n = m.failures;
-            m.failures = m.failures.saturating_add(1);
-            n
-        })
-    }
-
-    /// `Some(wait)` when nothing is to be done for these inputs yet: `Some(None)` until
-    /// they change, `Some(Some(d))` for `d` more.
-    pub(super) fn held(&self, uid: &str, inputs: &Inputs) -> Option<Option<Duration>> {
-        let hold = self.recall(uid).hold?;
-        if &hold.inputs != inputs {
+    /// `Some(wait)` when nothing is to be done for `inputs` yet: `Some(None)` until they
+    /// change, `Some(Some(d))` for `d` more.
+    pub fn wait(&self, inputs: &Inputs) -> Option<Option<Duration>> {
+        if &self.inputs != inputs {
             return None;
         }
-        match hold.until {
+        match self.until {
             None => Some(None),
             Some(until) => {
                 let now = Instant::now();
@@ -104,52 +54,53 @@ impl Context {
             }
         }
     }
+}
 
-    /// The inputs of a reconcile of `link` now.
-    pub(super) fn inputs(
-        &self,
-        link: &CheckoutLink,
-        cref: &Result<CredentialsRef, CredentialsError>,
-    ) -> Inputs {
+/// What the controller remembers about one resource.
+#[derive(Clone, Debug, Default)]
+pub struct Memory {
+    /// Nothing to do for these inputs until then.
+    pub hold: Option<Hold>,
+    /// Consecutive failures, for the backoff.
+    pub failures: u32,
+    /// The link id and URL this process last established, in case the status lags behind.
+    pub known: Option<(String, String)>,
+    /// A create was sent at this time without a definite answer: the link may exist, and may
+    /// even be committed by Polar up to a request timeout later.
+    pub uncertain_since: Option<Instant>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(generation: i64) -> Inputs {
         Inputs {
-            generation: link.metadata.generation,
-            secret_version: cref
-                .as_ref()
-                .ok()
-                .and_then(|r| self.secrets.version(&r.secret))
-                .unwrap_or_default(),
-            adopt: link.annotations().get(ADOPT_ANNOTATION).cloned(),
-            deleting: link.metadata.deletion_timestamp.is_some(),
+            generation: Some(generation),
+            credentials: "production abc".into(),
+            adopt: None,
+            deleting: false,
+            observed: (Some(1), None),
         }
     }
 
-    /// Whether a link tagged with this resource's UID may exist unknown to this process: a
-    /// create without a definite answer, or a resource an earlier process may have handled
-    /// (one created before this process started). Assumes one operator process at a time
-    /// (leader election).
-    pub(super) fn may_own_unknown_link(&self, link: &CheckoutLink, memory: &Memory) -> bool {
-        if memory.create_uncertain {
-            return true;
-        }
-        if memory.searched {
-            return false;
-        }
-        let created = link.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        let skew = SignedDuration::try_from(CLOCK_SKEW).unwrap_or_default();
-        created.is_none_or(|c| c <= self.started + skew)
-    }
-
-    /// The link this resource owns, as far as this process or the status knows: (id, URL).
-    pub(super) fn known_link(
-        link: &CheckoutLink,
-        memory: &Memory,
-    ) -> Option<(String, Option<String>)> {
-        match &memory.known {
-            Some((id, url)) => Some((id.clone(), Some(url.clone()))),
-            None => {
-                let status = link.status.as_ref()?;
-                Some((status.id.clone()?, status.url.clone()))
-            }
-        }
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_lasts_for_its_inputs_and_its_time() {
+        let hold = Hold::new(inputs(1), Some(Duration::from_secs(10)));
+        assert_eq!(hold.wait(&inputs(1)), Some(Some(Duration::from_secs(10))));
+        assert_eq!(hold.wait(&inputs(2)), None, "new inputs are not held");
+        let changed_in_polar = Inputs {
+            observed: (Some(2), None),
+            ..inputs(1)
+        };
+        assert_eq!(
+            hold.wait(&changed_in_polar),
+            None,
+            "a change in Polar is not held"
+        );
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(hold.wait(&inputs(1)), None, "the time is over");
+        let forever = Hold::new(inputs(1), None);
+        assert_eq!(forever.wait(&inputs(1)), Some(None));
     }
 }

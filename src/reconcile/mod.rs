@@ -1,33 +1,38 @@
-//! The controller: watches CheckoutLinks (and, by metadata only, the credentials Secrets they
-//! use), and reconciles each one through the finalizer helper:
+//! The controller: watches CheckoutLinks (guarded, so one object that does not deserialise
+//! cannot stall the watch) and, by metadata only, the credentials Secrets they use, and
+//! reconciles each CheckoutLink through the finalizer helper:
 //!
 //! ```text
-//! apply:   credentials ─► observe (GET / list) ─► plan (pure) ─► execute (≤ 1 Polar write)
-//!                           ─► build_status (pure) ─► one SSA status patch, if it changed
-//! cleanup: DELETE (404 = done) | Orphan policy | give up after the deletion grace
+//! apply:   credentials ─► observe (mirror; GET to confirm a miss) ─► plan (pure)
+//!            ─► execute (≤ 1 Polar write) ─► build_status (pure) ─► one SSA status patch
+//! cleanup: DELETE every link tagged with the UID (404 = done once verified) | Orphan (untag)
+//!            | give up after the deletion grace
+//! failure: policy::decide (pure) ─► status, event, next attempt
 //! ```
 //!
-//! - [`apply`] and [`cleanup`]: the two paths; [`memory`]: what is remembered per resource;
-//! - [`plan`] and [`status`]: pure; [`execute`]: the Polar calls; [`credentials`]: Secrets
-//!   and Polar clients.
-//!
-//! This module and `main` are the only places holding a `kube::Client`.
+//! Pure: [`plan`], [`status`], [`policy`], [`memory`], the mapping in [`triggers`].
+//! Polar IO: [`observe`], [`execute`] (through `polar::account`). Kubernetes IO: this module
+//! (the watches), [`context`] (status patches, events), [`credentials`] (Secret reads).
 //!
 //! Per resource, the controller remembers the inputs of its last attempt — the generation,
-//! the credentials Secret's `resourceVersion`, the adoption annotation — and until when
-//! nothing needs doing for them: the resync interval after a success, the backoff after a
-//! transient failure, `Retry-After` after a 429, five minutes after refused credentials,
-//! until they change after a 422. A reconcile triggered early (by the operator's own status
-//! write, say) with the same inputs costs no Polar call. That keeps settled links at zero
-//! writes, makes a refused spec cost exactly one call, and rules out hot loops.
+//! the credentials' identity, the adoption annotation, the mirror's revision of its link — and
+//! until when nothing needs doing for them: the resync interval after a success, the backoff
+//! after a transient failure, `Retry-After` after a 429, five minutes after refused
+//! credentials, until they change after a 422. A reconcile triggered early with the same inputs
+//! costs nothing. Drift is found by the organisations' sweeps, which wake only the resources
+//! whose links changed.
 
 mod apply;
 mod cleanup;
+pub mod context;
 pub mod credentials;
 pub mod execute;
-mod memory;
+pub mod memory;
+pub mod observe;
 pub mod plan;
+pub mod policy;
 pub mod status;
+pub mod triggers;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,48 +42,36 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector;
+use kube::runtime::watcher::{self, ExponentialBackoff};
+use kube::runtime::{WatchStreamExt, watcher as watch_stream};
 use kube::{Resource, ResourceExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::Settings;
-use crate::crd::{CheckoutLink, CheckoutLinkStatus, FINALIZER, MANAGER};
+use crate::crd::{CheckoutLink, FINALIZER, MANAGER};
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::polar::governor::Governors;
+use crate::polar::account::{ClientFactory, Pool, PoolSettings, SweepReport};
+use crate::polar::http::HttpClient;
+use crate::polar::{CheckoutLinks, Credentials};
 use crate::server::Readiness;
 
-use credentials::{PolarClients, SecretCache, SecretName, uses_secret};
-use memory::Memory;
-use status::{Phase, Reason};
+use context::Context;
+use credentials::SecretCache;
+use triggers::Guarded;
 
-/// The longest backoff after repeated transient failures.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// How long the operator waits before retrying credentials Polar refused (401/403).
-pub const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
+/// How long the controller waits before retrying after a Kubernetes API failure: short, so
+/// that links are served again within seconds of an apiserver coming back.
+pub const MAX_KUBE_BACKOFF: Duration = Duration::from_secs(5);
 /// Annotation `kubectl apply` writes; dropped from the cache.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Everything a reconcile needs.
-pub struct Context {
-    client: kube::Client,
-    settings: Settings,
-    recorder: Recorder,
-    secrets: SecretCache,
-    synced: watch::Receiver<bool>,
-    polar: PolarClients,
-    metrics: Arc<Metrics>,
-    memory: Mutex<HashMap<String, Memory>>,
-    started: Timestamp,
-}
 
 /// Runs the controller with HTTP clients for Polar until `shutdown` completes (then finishes
 /// the reconciles in flight). Marks `readiness` once every watch has listed everything.
@@ -89,16 +82,14 @@ pub async fn run(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let governors = Arc::new(Governors::new(
-        settings.polar_rate_share,
-        settings.polar_rate_limit,
-    ));
-    let polar = PolarClients::http(
-        governors,
-        settings.polar_timeout,
-        Some(metrics.polar_observer()),
-    );
-    run_with(client, settings, polar, metrics, readiness, shutdown).await;
+    let (version, timeout) = (settings.polar_api_version.clone(), settings.polar_timeout);
+    let observer = metrics.polar_observer();
+    let factory: ClientFactory = Arc::new(move |credentials: &Credentials| {
+        let client = HttpClient::new(credentials.clone(), &version, timeout)?
+            .with_observer(observer.clone());
+        Ok(Arc::new(client) as Arc<dyn CheckoutLinks>)
+    });
+    run_with(client, settings, factory, metrics, readiness, shutdown).await;
 }
 
 /// Counts the watches whose first list is not complete; at zero the caches are synced.
@@ -131,11 +122,22 @@ impl SyncTracker {
     }
 }
 
-/// [`run`] with the given Polar clients.
+/// A watch's backoff: short, so that an apiserver restart costs seconds, not a minute.
+fn watch_backoff() -> ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
+}
+
+/// [`run`] with Polar clients made by `factory`.
 pub async fn run_with(
     client: kube::Client,
     settings: Settings,
-    polar: PolarClients,
+    factory: ClientFactory,
     metrics: Arc<Metrics>,
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -147,7 +149,7 @@ pub async fn run_with(
         readiness,
     });
 
-    let links_api: Api<CheckoutLink> = match &settings.namespace {
+    let links_api: Api<Guarded> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -155,14 +157,15 @@ pub async fn run_with(
     if let Some(selector) = &settings.label_selector {
         link_config = link_config.labels(selector);
     }
-    let (links, link_writer) = reflector::store::<CheckoutLink>();
+    let (links, link_writer) = reflector::store::<Guarded>();
     let link_events = tracker
         .track(
-            watcher(links_api, link_config)
-                .default_backoff()
-                .modify(|link: &mut CheckoutLink| {
-                    link.metadata.managed_fields = None;
-                    if let Some(annotations) = link.metadata.annotations.as_mut() {
+            watch_stream(links_api, link_config)
+                .backoff(watch_backoff())
+                .modify(|link: &mut Guarded| {
+                    let meta = link.meta_mut();
+                    meta.managed_fields = None;
+                    if let Some(annotations) = meta.annotations.as_mut() {
                         annotations.remove(LAST_APPLIED);
                     }
                 })
@@ -175,45 +178,50 @@ pub async fn run_with(
     for (api, config) in secret_watches(&client, &settings) {
         let (store, writer) = reflector::store::<PartialObjectMeta<Secret>>();
         secret_stores.push(store);
-        let events = watcher(api, config)
-            .default_backoff()
+        // `Api<PartialObjectMeta<_>>` asks the apiserver for metadata only: no Secret's data
+        // is listed or watched.
+        let events = watch_stream(api, config)
+            .backoff(watch_backoff())
             .modify(|s: &mut PartialObjectMeta<Secret>| {
                 s.metadata.managed_fields = None;
                 s.metadata.annotations = None;
                 s.metadata.labels = None;
             })
             .reflect(writer);
-        secret_streams.push(tracker.track(events).touched_objects().boxed());
+        secret_streams.push(tracker.track(events).boxed());
     }
 
+    let (reports_tx, reports) = mpsc::unbounded_channel::<SweepReport>();
+    let pool = Pool::new(
+        factory,
+        PoolSettings {
+            rate_share: settings.polar_rate_share,
+            rate_limit: settings.polar_rate_limit,
+            sweep_interval: settings.resync_interval,
+        },
+        reports_tx,
+    );
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), Reporter::from(MANAGER)),
         client,
-        secrets: SecretCache::new(secret_stores),
+        secrets: SecretCache::new(secret_stores, settings.allow_insecure_servers),
         synced,
-        polar,
+        polar: pool,
         metrics,
         memory: Mutex::new(HashMap::new()),
-        started: Timestamp::now(),
+        started: (Timestamp::now(), Instant::now()),
         settings: settings.clone(),
     });
 
-    let mapper_links = links.clone();
-    let default = settings.default_credentials.clone();
-    let users_of = move |secret: PartialObjectMeta<Secret>| {
-        let name = SecretName {
-            namespace: secret.namespace().unwrap_or_default(),
-            name: secret.name_any(),
-        };
-        mapper_links
-            .state()
-            .into_iter()
-            .filter(|link| uses_secret(link, &name, default.as_ref()))
-            .map(|link| ObjectRef::from_obj(&*link))
-            .collect::<Vec<_>>()
-    };
+    let swept = triggers::from_sweeps(reports, links.clone(), ctx.clone());
+    let rotated = triggers::from_secrets(
+        futures::stream::select_all(secret_streams),
+        links.clone(),
+        ctx.clone(),
+    );
     let controller = Controller::for_stream(link_events, links)
-        .watches_stream(futures::stream::select_all(secret_streams), users_of)
+        .reconcile_on(swept)
+        .reconcile_on(rotated)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown);
     tracing::info!(
@@ -226,6 +234,7 @@ pub async fn run_with(
             .unwrap_or_default(),
         resync_secs = settings.resync_interval.as_secs_f64(),
         concurrency = settings.concurrency,
+        polar_api_version = %settings.polar_api_version,
         "controller starting"
     );
     controller
@@ -267,8 +276,21 @@ fn secret_watches(
     watches
 }
 
-/// One reconcile: the finalizer helper around [`Context::apply`] and [`Context::cleanup`].
-async fn reconcile(link: Arc<CheckoutLink>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// One reconcile: the finalizer helper around [`apply::apply`] and [`cleanup::cleanup`]; an
+/// object that does not deserialise is reported and left alone.
+async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let link = match &guarded.0 {
+        Ok(link) => Arc::new(link.clone()),
+        Err(invalid) => {
+            tracing::warn!(
+                link = %format!("{}/{}", guarded.namespace().unwrap_or_default(), guarded.name_any()),
+                error = %invalid.error,
+                "a CheckoutLink that does not deserialise is left alone until it changes"
+            );
+            ctx.metrics.reconciled("invalid", Duration::ZERO);
+            return Ok(Action::await_change());
+        }
+    };
     let namespace = link
         .namespace()
         .ok_or(Error::MissingObjectField("namespace"))?;
@@ -278,8 +300,8 @@ async fn reconcile(link: Arc<CheckoutLink>, ctx: Arc<Context>) -> Result<Action,
     let result = tracing::Instrument::instrument(
         finalizer(&api, FINALIZER, link, |event| async {
             match event {
-                FinalizerEvent::Apply(link) => ctx.apply(&link).await,
-                FinalizerEvent::Cleanup(link) => ctx.cleanup(&link).await,
+                FinalizerEvent::Apply(link) => apply::apply(&ctx, &link).await,
+                FinalizerEvent::Cleanup(link) => cleanup::cleanup(&ctx, &link).await,
             }
         }),
         span,
@@ -296,212 +318,23 @@ async fn reconcile(link: Arc<CheckoutLink>, ctx: Arc<Context>) -> Result<Action,
     result
 }
 
-/// Requeue after a failed reconcile: the delay a handled failure asked for, or the object's
-/// exponential backoff. Never immediately.
-fn error_policy(link: Arc<CheckoutLink>, error: &Error, ctx: Arc<Context>) -> Action {
+/// Requeue after a failed reconcile: the delay a handled failure asked for, or a short
+/// backoff for Kubernetes API failures (at most [`MAX_KUBE_BACKOFF`]). Never immediately.
+fn error_policy(guarded: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
     if let Some(delay) = error.deferred_delay() {
         return Action::requeue(delay);
     }
-    let failures = ctx.bump_failures(link.uid().as_deref().unwrap_or_default());
-    let delay = backoff(failures);
+    let failures = ctx.bump_failures(guarded.uid().as_deref().unwrap_or_default());
+    let delay = context::jitter(
+        Duration::from_millis(250)
+            .saturating_mul(1 << failures.min(8))
+            .min(MAX_KUBE_BACKOFF),
+    );
     tracing::warn!(
-        link = %format!("{}/{}", link.namespace().unwrap_or_default(), link.name_any()),
+        link = %format!("{}/{}", guarded.namespace().unwrap_or_default(), guarded.name_any()),
         %error,
         retry_in_ms = delay.as_millis() as u64,
         "reconcile failed"
     );
     Action::requeue(delay)
-}
-
-/// `1s × 2^failures` (`failures` counted from 0), at most [`MAX_BACKOFF`], ±20% jitter.
-pub fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_secs(1)
-        .saturating_mul(1u32 << failures.min(16))
-        .min(MAX_BACKOFF);
-    jitter(base, 0.8, 1.2)
-}
-
-/// `d` times a random factor in `[low, high)`.
-fn jitter(d: Duration, low: f64, high: f64) -> Duration {
-    use rand::Rng;
-    d.mul_f64(rand::rng().random_range(low..high))
-}
-
-/// Now, in whole seconds, as the apiserver stores times.
-fn now() -> Time {
-    Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()))
-}
-
-/// The Warning event reason for a failure: the credentials reasons by name, the rest by the
-/// step that failed (`CreateFailed`, `UpdateFailed`, `DeleteFailed`, `ObserveFailed`).
-fn failure_event_reason(phase: &Phase) -> &'static str {
-    match phase {
-        Phase::Ready => "Synced",
-        Phase::Retrying {
-            activity, reason, ..
-        }
-        | Phase::Stalled {
-            activity, reason, ..
-        } => match reason {
-            Reason::CredentialsMissing => "CredentialsMissing",
-            Reason::CredentialsInvalid => "CredentialsInvalid",
-            Reason::AdoptionFailed => "AdoptionFailed",
-            _ => activity.failed_event(),
-        },
-    }
-}
-
-/// Whether the Ready condition changed (status, reason or message).
-fn ready_changed(before: Option<&CheckoutLinkStatus>, after: &CheckoutLinkStatus) -> bool {
-    let key = |status| {
-        status::condition(status, status::READY)
-            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-    };
-    key(before) != key(Some(after))
-}
-
-impl Context {
-    /// Waits until every watch has listed once (so a missing Secret is really missing).
-    async fn caches_synced(&self) {
-        let mut synced = self.synced.clone();
-        let _ = synced.wait_for(|s| *s).await;
-    }
-
-    /// One server-side-apply status patch, sent only when the status changed.
-    async fn patch_status(
-        &self,
-        link: &CheckoutLink,
-        status: &CheckoutLinkStatus,
-    ) -> Result<bool, Error> {
-        if link.status.as_ref() == Some(status) {
-            return Ok(false);
-        }
-        let namespace = link
-            .namespace()
-            .ok_or(Error::MissingObjectField("namespace"))?;
-        let api: Api<CheckoutLink> = Api::namespaced(self.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": CheckoutLink::api_version(&()),
-            "kind": CheckoutLink::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &link.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(|source| Error::Kube {
-            step: "PatchStatus",
-            source,
-        })?;
-        Ok(true)
-    }
-
-    /// A Warning event for a failure, when the Ready condition changed (transitions only).
-    async fn publish_failure(
-        &self,
-        link: &CheckoutLink,
-        status: &CheckoutLinkStatus,
-        phase: &Phase,
-        action: &str,
-    ) {
-        if !ready_changed(link.status.as_ref(), status) {
-            return;
-        }
-        let message = match phase {
-            Phase::Ready => return,
-            Phase::Retrying { message, .. } | Phase::Stalled { message, .. } => message.clone(),
-        };
-        self.publish(
-            link,
-            EventType::Warning,
-            failure_event_reason(phase),
-            action,
-            message,
-        )
-        .await;
-    }
-
-    /// Publishes an event (and logs it); a failure to publish is only logged.
-    async fn publish(
-        &self,
-        link: &CheckoutLink,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        // events.k8s.io/v1 limits the note to 1 kB.
-        let note: String = note.chars().take(1000).collect();
-        match type_ {
-            EventType::Normal => tracing::info!(reason, %note, "event"),
-            EventType::Warning => tracing::warn!(reason, %note, "event"),
-        }
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = self.recorder.publish(&event, &link.object_ref(&())).await {
-            tracing::warn!(%error, reason, "could not publish an event");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use status::Activity;
-
-    #[test]
-    fn backoff_doubles_from_one_second_to_five_minutes_with_jitter() {
-        for (failures, base) in [
-            (0u32, 1.0f64),
-            (1, 2.0),
-            (3, 8.0),
-            (8, 256.0),
-            (9, 300.0),
-            (40, 300.0),
-        ] {
-            for _ in 0..20 {
-                let d = backoff(failures).as_secs_f64();
-                assert!(
-                    d >= base * 0.8 && d <= base * 1.2,
-                    "failures {failures}: {d}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn failure_events_are_named_by_class() {
-        let phase = |activity, reason| Phase::Stalled {
-            activity,
-            reason,
-            message: String::new(),
-        };
-        assert_eq!(
-            failure_event_reason(&phase(Activity::Creating, Reason::InvalidSpec)),
-            "CreateFailed"
-        );
-        assert_eq!(
-            failure_event_reason(&phase(Activity::Updating, Reason::ProductArchived)),
-            "UpdateFailed"
-        );
-        assert_eq!(
-            failure_event_reason(&phase(Activity::Deleting, Reason::PolarUnavailable)),
-            "DeleteFailed"
-        );
-        assert_eq!(
-            failure_event_reason(&phase(Activity::Observing, Reason::CredentialsInvalid)),
-            "CredentialsInvalid"
-        );
-        assert_eq!(
-            failure_event_reason(&phase(Activity::Observing, Reason::CredentialsMissing)),
-            "CredentialsMissing"
-        );
-    }
 }

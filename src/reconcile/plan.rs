@@ -1,11 +1,12 @@
-//! Pure planning: what the Polar link should hold ([`desired_fields`]), how it differs from
-//! what Polar holds ([`diff`], Polar-aware), and what to do about it ([`plan`]). No IO.
+//! Pure planning: what the Polar link should hold ([`desired_fields`]), and what to do about
+//! what observation found ([`plan`]); how two links differ is [`crate::polar::fields::diff`].
+//! No IO.
 
-use crate::crd::{CheckoutLinkSpec, OWNER_METADATA_KEY, TrialInterval};
-use crate::polar::normalize::{
-    UrlKind, metadata_from_json, normalize_url, same_metadata, validate_metadata_for_create,
-};
-use crate::polar::{Link, LinkFields, LinkPatch, MetaValue, Trial};
+use crate::crd::{CheckoutLinkSpec, TrialInterval};
+use crate::polar::compare::{UrlKind, normalize_url};
+use crate::polar::fields::diff;
+use crate::polar::validate::{metadata_from_json, validate_metadata_for_create};
+use crate::polar::{Link, LinkFields, LinkPatch, MetaValue, OWNER_METADATA_KEY, Trial};
 
 /// What observation found for a resource.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,72 +152,6 @@ fn interval_name(interval: TrialInterval) -> &'static str {
     }
 }
 
-/// The PATCH that brings `actual` (as Polar returns it) to `desired`, carrying only the fields
-/// that differ as Polar means them: URLs compared after Polar's normalisation of the desired
-/// value, metadata by typed value, ids case-insensitively, products in order. A field removed
-/// from the spec is cleared with an explicit null. When the products change, a preset trial,
-/// seat or unit count is sent along, since Polar clears those that no longer fit the new
-/// products unless they are in the same PATCH.
-pub fn diff(desired: &LinkFields, actual: &LinkFields) -> LinkPatch {
-    let mut patch = LinkPatch::default();
-    if !same_ids(&desired.products, &actual.products) {
-        patch.products = Some(desired.products.clone());
-    }
-    if desired.label != actual.label {
-        patch.label = Some(desired.label.clone());
-    }
-    if desired.allow_discount_codes != actual.allow_discount_codes {
-        patch.allow_discount_codes = Some(desired.allow_discount_codes);
-    }
-    if desired.require_billing_address != actual.require_billing_address {
-        patch.require_billing_address = Some(desired.require_billing_address);
-    }
-    if !same_id(
-        desired.discount_id.as_deref(),
-        actual.discount_id.as_deref(),
-    ) {
-        patch.discount_id = Some(desired.discount_id.clone());
-    }
-    if !same_metadata(&desired.metadata, &actual.metadata) {
-        patch.metadata = Some(desired.metadata.clone());
-    }
-    if !same_optional_url(
-        desired.success_url.as_deref(),
-        actual.success_url.as_deref(),
-        UrlKind::Success,
-    ) {
-        patch.success_url = Some(desired.success_url.clone());
-    }
-    if !same_optional_url(
-        desired.return_url.as_deref(),
-        actual.return_url.as_deref(),
-        UrlKind::Return,
-    ) {
-        patch.return_url = Some(desired.return_url.clone());
-    }
-    if !same_trial(desired.trial.as_ref(), actual.trial.as_ref()) {
-        patch.trial = Some(desired.trial.clone());
-    }
-    if desired.seats != actual.seats {
-        patch.seats = Some(desired.seats);
-    }
-    if desired.units != actual.units {
-        patch.units = Some(desired.units);
-    }
-    if patch.products.is_some() {
-        if desired.trial.is_some() {
-            patch.trial = Some(desired.trial.clone());
-        }
-        if desired.seats.is_some() {
-            patch.seats = Some(desired.seats);
-        }
-        if desired.units.is_some() {
-            patch.units = Some(desired.units);
-        }
-    }
-    patch
-}
-
 /// Decides what to do, given the desired fields and what observation found.
 pub fn plan(desired: &LinkFields, observed: Observed) -> Plan {
     match observed {
@@ -255,36 +190,15 @@ pub fn plan(desired: &LinkFields, observed: Observed) -> Plan {
 
 /// Whether a link found in Polar carries `uid` under [`OWNER_METADATA_KEY`].
 pub fn is_owned_by(link: &Link, uid: &str) -> bool {
-    matches!(link.fields.metadata.get(OWNER_METADATA_KEY), Some(MetaValue::Str(s)) if s == uid)
+    link.owner() == Some(uid)
 }
 
-fn same_id(a: Option<&str>, b: Option<&str>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-        _ => false,
-    }
-}
-
-fn same_ids(a: &[String], b: &[String]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.eq_ignore_ascii_case(b))
-}
-
-fn same_optional_url(desired: Option<&str>, actual: Option<&str>, kind: UrlKind) -> bool {
-    match (desired, actual) {
-        (None, None) => true,
-        // Polar stores the normalised form of what it is sent.
-        (Some(d), Some(a)) => d == a || normalize_url(d, kind).is_ok_and(|n| n == a),
-        _ => false,
-    }
-}
-
-fn same_trial(a: Option<&Trial>, b: Option<&Trial>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a.count == b.count && a.interval.eq_ignore_ascii_case(&b.interval),
-        _ => false,
-    }
+/// Why a link found in Polar may not be managed by the resource with `uid`: it carries
+/// another resource's owner tag.
+pub fn foreign_owner(link: &Link, uid: &str) -> Option<String> {
+    link.owner()
+        .filter(|owner| *owner != uid)
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -707,7 +621,13 @@ mod tests {
     fn ownership_is_read_from_the_metadata_tag() {
         let desired = desired_fields(&spec(), UID).unwrap();
         assert!(is_owned_by(&link(desired.clone()), UID));
-        assert!(!is_owned_by(&link(desired), "someone-else"));
+        assert!(!is_owned_by(&link(desired.clone()), "someone-else"));
         assert!(!is_owned_by(&link(LinkFields::default()), UID));
+        assert_eq!(foreign_owner(&link(desired.clone()), UID), None);
+        assert_eq!(
+            foreign_owner(&link(desired), "someone-else").as_deref(),
+            Some(UID)
+        );
+        assert_eq!(foreign_owner(&link(LinkFields::default()), UID), None);
     }
 }

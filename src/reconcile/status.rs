@@ -1,12 +1,15 @@
 //! Pure status building: an outcome becomes a [`CheckoutLinkStatus`] with the kstatus
-//! conditions `Ready`, `Reconciling` and `Stalled`. No IO.
+//! conditions `Ready`, `Reconciling` and `Stalled`, and `Synced`. No IO.
 //!
-//! - In sync: `Ready=True` (Synced), `Reconciling=False`, `Stalled=False`.
-//! - A transient failure (rate limit, Polar unavailable): `Ready=False` with the failure's
-//!   reason, `Reconciling=True` with what was being done (Creating, Updating, Deleting,
-//!   Observing), `Stalled=False`. The operator retries by itself.
-//! - A permanent failure (invalid spec, credentials): `Ready=False` and `Stalled=True` with
-//!   the reason, `Reconciling=False`. Nothing happens until the spec or the Secret changes.
+//! - In sync: `Ready=True` (Synced), `Reconciling=False`, `Stalled=False`, `Synced=True`.
+//! - A transient failure (rate limit, Polar unavailable) of a link that was Ready at this
+//!   generation: the three kstatus conditions stay as they were (the link still sells, and
+//!   GitOps tools keep reading it as Current); `Synced=False` says what failed.
+//! - Any other transient failure: `Ready=False` with the failure's reason, `Reconciling=True`
+//!   with what was being done (Creating, Updating, Deleting, Observing), `Stalled=False`,
+//!   `Synced=False`. The operator retries by itself.
+//! - A permanent failure (invalid spec, credentials): `Ready=False`, `Stalled=True` and
+//!   `Synced=False` with the reason, `Reconciling=False`.
 //!
 //! A condition keeps its `lastTransitionTime` while its status does not change, so a
 //! reconcile that finds nothing new builds a status equal to the current one (and no write
@@ -15,8 +18,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{CheckoutLinkStatus, UrlParameters};
-use crate::error::{CredentialsError, Error};
-use crate::polar::{Link, PolarError};
+use crate::polar::Link;
 use crate::share_url::share_url;
 
 /// The condition types.
@@ -25,6 +27,8 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 /// kstatus' "the controller cannot make progress without a change".
 pub const STALLED: &str = "Stalled";
+/// Whether the last attempt to bring the link to the spec succeeded (Crossplane's `Synced`).
+pub const SYNCED: &str = "Synced";
 
 /// A condition reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,16 +47,33 @@ pub enum Reason {
     InvalidSpec,
     /// A product of the link is archived in Polar.
     ProductArchived,
+    /// A product of the link does not exist in Polar (or not in the token's organisation), or
+    /// is a draft.
+    ProductUnavailable,
+    /// The preset discount does not exist or does not apply to every product.
+    DiscountUnavailable,
     /// The adoption annotation names a link that does not exist.
     AdoptionFailed,
+    /// The Polar link belongs to another CheckoutLink, or the annotation names another link.
+    OwnershipConflict,
     /// No credentials Secret, or it lacks the token.
     CredentialsMissing,
     /// Polar refused the token (401/403), or the Secret's server is unusable.
     CredentialsInvalid,
+    /// The credentials belong to another organisation than the link's.
+    OrganizationMismatch,
+    /// Polar refused the API version the operator sends.
+    ApiVersionRefused,
     /// Polar's rate limit was hit.
     RateLimited,
     /// Polar failed, timed out or could not be reached.
     PolarUnavailable,
+    /// Polar answered in a way it never should (a redirect, 411, 413, an unknown 404).
+    PolarUnexpected,
+    /// The link disappeared from Polar while it was being changed.
+    LinkGone,
+    /// A deletion could not be confirmed: the token's organisation is unknown.
+    DeletionUnverified,
 }
 
 impl Reason {
@@ -66,11 +87,19 @@ impl Reason {
             Reason::Observing => "Observing",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::ProductArchived => "ProductArchived",
+            Reason::ProductUnavailable => "ProductUnavailable",
+            Reason::DiscountUnavailable => "DiscountUnavailable",
             Reason::AdoptionFailed => "AdoptionFailed",
+            Reason::OwnershipConflict => "OwnershipConflict",
             Reason::CredentialsMissing => "CredentialsMissing",
             Reason::CredentialsInvalid => "CredentialsInvalid",
+            Reason::OrganizationMismatch => "OrganizationMismatch",
+            Reason::ApiVersionRefused => "ApiVersionRefused",
             Reason::RateLimited => "RateLimited",
             Reason::PolarUnavailable => "PolarUnavailable",
+            Reason::PolarUnexpected => "PolarUnexpected",
+            Reason::LinkGone => "LinkGone",
+            Reason::DeletionUnverified => "DeletionUnverified",
         }
     }
 }
@@ -136,48 +165,6 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// The phase a failure leads to.
-    pub fn of_error(activity: Activity, error: &Error) -> Phase {
-        let error = error.inner();
-        let stalled = |reason, message: String| Phase::Stalled {
-            activity,
-            reason,
-            message,
-        };
-        let retrying = |reason, message: String| Phase::Retrying {
-            activity,
-            reason,
-            message,
-        };
-        match error {
-            Error::Polar { source, .. } => match source {
-                PolarError::Validation { message } if message.contains("Product is archived") => {
-                    stalled(Reason::ProductArchived, source.to_string())
-                }
-                PolarError::Validation { .. } => stalled(Reason::InvalidSpec, source.to_string()),
-                PolarError::Unauthorized { .. } | PolarError::Forbidden { .. } => {
-                    stalled(Reason::CredentialsInvalid, source.to_string())
-                }
-                PolarError::RateLimited { .. } => retrying(Reason::RateLimited, source.to_string()),
-                PolarError::NotFound => retrying(Reason::PolarUnavailable, source.to_string()),
-                PolarError::Server { .. }
-                | PolarError::Timeout
-                | PolarError::Transport { .. }
-                | PolarError::Decode { .. }
-                | PolarError::Unexpected { .. } => {
-                    retrying(Reason::PolarUnavailable, source.to_string())
-                }
-            },
-            Error::Credentials(e @ CredentialsError::BadServer { .. }) => {
-                stalled(Reason::CredentialsInvalid, e.to_string())
-            }
-            Error::Credentials(e) => stalled(Reason::CredentialsMissing, e.to_string()),
-            Error::InvalidSpec(message) => stalled(Reason::InvalidSpec, message.clone()),
-            Error::Adoption(message) => stalled(Reason::AdoptionFailed, message.clone()),
-            other => retrying(Reason::PolarUnavailable, other.to_string()),
-        }
-    }
-
     /// The reason of the `Ready` condition.
     pub fn ready_reason(&self) -> Reason {
         match self {
@@ -249,7 +236,11 @@ pub fn build_status(
     };
     let share_url = url.as_deref().map(|u| share_url(u, outcome.url_parameters));
     let generation = outcome.generation;
-    let (ready, reconciling, stalled) = match &outcome.phase {
+    // A transient failure of a link already Ready at this generation changes only `Synced`.
+    let kept =
+        matches!(outcome.phase, Phase::Retrying { .. }) && is_ready_at(Some(previous), generation);
+    let failed = |reason: Reason, message: &str| ("False", reason, message.to_owned());
+    let (ready, reconciling, stalled, synced) = match &outcome.phase {
         Phase::Ready => (
             (
                 "True",
@@ -258,33 +249,43 @@ pub fn build_status(
             ),
             ("False", Reason::Synced, String::new()),
             ("False", Reason::Synced, String::new()),
+            ("True", Reason::Synced, String::new()),
         ),
         Phase::Retrying {
             activity,
             reason,
             message,
         } => (
-            ("False", *reason, message.clone()),
+            failed(*reason, message),
             ("True", activity.reason(), message.clone()),
             ("False", *reason, String::new()),
+            failed(*reason, message),
         ),
         Phase::Stalled {
             activity: _,
             reason,
             message,
         } => (
-            ("False", *reason, message.clone()),
+            failed(*reason, message),
             ("False", *reason, String::new()),
             ("True", *reason, message.clone()),
+            failed(*reason, message),
         ),
     };
-    let conditions = [
+    let mut conditions: Vec<Condition> = [
         (READY, ready),
         (RECONCILING, reconciling),
         (STALLED, stalled),
+        (SYNCED, synced),
     ]
     .into_iter()
     .map(|(type_, (status, reason, message))| {
+        if kept
+            && type_ != SYNCED
+            && let Some(c) = previous.conditions.iter().find(|c| c.type_ == type_)
+        {
+            return c.clone();
+        }
         let last_transition_time = previous
             .conditions
             .iter()
@@ -300,6 +301,12 @@ pub fn build_status(
         }
     })
     .collect();
+    // Conditions the builder does not own (set by other parts of the operator) are kept.
+    for c in &previous.conditions {
+        if ![READY, RECONCILING, STALLED, SYNCED].contains(&c.type_.as_str()) {
+            conditions.push(c.clone());
+        }
+    }
     CheckoutLinkStatus {
         id,
         url,
@@ -480,102 +487,69 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_classified_by_what_fixes_them() {
-        use std::time::Duration;
-        let polar = |source| Error::Polar {
-            step: "create",
-            source,
-        };
-        let cases = [
-            (
-                polar(PolarError::Validation {
-                    message: "products[0]: Product is archived.".into(),
-                }),
-                Reason::ProductArchived,
-                true,
-            ),
-            (
-                polar(PolarError::Validation {
-                    message: "discount_id: no".into(),
-                }),
-                Reason::InvalidSpec,
-                true,
-            ),
-            (
-                polar(PolarError::Unauthorized {
-                    message: "invalid_token".into(),
-                }),
-                Reason::CredentialsInvalid,
-                true,
-            ),
-            (
-                polar(PolarError::Forbidden {
-                    message: "scope".into(),
-                }),
-                Reason::CredentialsInvalid,
-                true,
-            ),
-            (
-                polar(PolarError::RateLimited {
-                    retry_after: Duration::from_secs(1),
-                }),
-                Reason::RateLimited,
-                false,
-            ),
-            (
-                polar(PolarError::Server { status: 502 }),
-                Reason::PolarUnavailable,
-                false,
-            ),
-            (polar(PolarError::Timeout), Reason::PolarUnavailable, false),
-            (
-                Error::Credentials(CredentialsError::NotConfigured),
-                Reason::CredentialsMissing,
-                true,
-            ),
-            (
-                Error::Credentials(CredentialsError::BadServer {
-                    namespace: "n".into(),
-                    name: "s".into(),
-                    message: "m".into(),
-                }),
-                Reason::CredentialsInvalid,
-                true,
-            ),
-            (
-                Error::InvalidSpec("spec.products[0]: bad".into()),
-                Reason::InvalidSpec,
-                true,
-            ),
-        ];
-        for (error, reason, is_stalled) in cases {
-            let phase = Phase::of_error(Activity::Creating, &error);
-            assert_eq!(phase.ready_reason(), reason, "{error}");
-            assert_eq!(
-                matches!(phase, Phase::Stalled { .. }),
-                is_stalled,
-                "{error}"
-            );
-        }
-    }
-
-    #[test]
     fn polar_messages_are_kept_in_plain_words() {
-        let e = Error::Polar {
+        let e = crate::error::Error::Polar {
             step: "create",
-            source: PolarError::Validation {
-                message: "products[0]: Product is archived.".into(),
-            },
+            source: crate::polar::PolarError::from_422_body(
+                r#"{"error":"PolarRequestValidationError","detail":[{"type":"value_error","loc":["body","products",0],"msg":"Product is archived.","input":"x"}]}"#,
+            ),
         };
-        let s = build_status(
-            None,
-            &outcome(Phase::of_error(Activity::Creating, &e)),
-            &time(1),
-        );
+        let decision = super::super::policy::decide(super::super::policy::Situation {
+            activity: Activity::Creating,
+            error: &e,
+            failures: 0,
+            deleting_for: None,
+            grace: std::time::Duration::from_secs(600),
+        });
+        let s = build_status(None, &outcome(decision.phase), &time(1));
         assert_eq!(
             find(&s, STALLED).message,
             "Polar rejected the checkout link: products[0]: Product is archived."
         );
+    }
+
+    #[test]
+    fn a_transient_failure_of_a_ready_link_only_unsyncs_it() {
+        let ready = build_status(None, &outcome(Phase::Ready), &time(10));
+        let blip = Phase::Retrying {
+            activity: Activity::Updating,
+            reason: Reason::PolarUnavailable,
+            message: "Polar answered with server error 503".into(),
+        };
+        let after = build_status(Some(&ready), &outcome(blip.clone()), &time(20));
+        assert_eq!(
+            triple(&after),
+            triple(&ready),
+            "Ready, Reconciling, Stalled kept"
+        );
+        assert_eq!(find(&after, READY), find(&ready, READY));
+        let synced = find(&after, SYNCED);
+        assert_eq!(
+            (synced.status.as_str(), synced.reason.as_str()),
+            ("False", "PolarUnavailable")
+        );
+        assert_eq!(synced.last_transition_time, time(20));
+        // Back in sync: Synced flips back, the rest never moved.
+        let healed = build_status(Some(&after), &outcome(Phase::Ready), &time(30));
+        assert_eq!(find(&healed, READY), find(&ready, READY));
+        assert_eq!(find(&healed, SYNCED).status, "True");
+        // At a new generation the link is not Ready yet: the failure shows.
+        let newer = Outcome {
+            generation: Some(3),
+            ..outcome(blip)
+        };
+        let changed = build_status(Some(&ready), &newer, &time(40));
+        assert_eq!(find(&changed, READY).status, "False");
+        assert_eq!(find(&changed, RECONCILING).status, "True");
+        // A permanent failure always shows.
+        let stall = Phase::Stalled {
+            activity: Activity::Updating,
+            reason: Reason::InvalidSpec,
+            message: "m".into(),
+        };
+        let stalled = build_status(Some(&ready), &outcome(stall), &time(50));
+        assert_eq!(find(&stalled, READY).status, "False");
+        assert_eq!(find(&stalled, STALLED).status, "True");
     }
 
     #[test]

@@ -102,7 +102,6 @@ async fn answer(State(shared): State<Shared>, request: Request) -> Response {
 
 struct Fixture {
     client: HttpClient,
-    governor: Arc<OrgGovernor>,
     shared: Shared,
     observed: Arc<Mutex<Vec<(&'static str, &'static str)>>>,
 }
@@ -124,8 +123,6 @@ impl Fixture {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let server = Server::parse(&format!("http://{addr}{path_prefix}")).unwrap();
-        // 3000 a minute with a burst of 3000: pacing never slows these tests down.
-        let governor = Arc::new(OrgGovernor::new(6000, 0.5));
         let observed: Arc<Mutex<Vec<(&'static str, &'static str)>>> = Arc::default();
         let sink = observed.clone();
         let client = HttpClient::new(
@@ -133,7 +130,7 @@ impl Fixture {
                 token: Token::new(TOKEN),
                 server,
             },
-            governor.clone(),
+            API_VERSION,
             timeout,
         )
         .unwrap()
@@ -142,7 +139,6 @@ impl Fixture {
         }));
         Fixture {
             client,
-            governor,
             shared,
             observed,
         }
@@ -286,12 +282,28 @@ async fn list_sends_page_and_limit_and_reads_the_envelope() {
         200,
         &format!(r#"{{"items":[{LINK}],"pagination":{{"total_count":101,"max_page":2}}}}"#),
     ));
-    let page = f.client.list(2, 500).await.unwrap();
+    let query = ListQuery {
+        limit: 500,
+        ..ListQuery::page(2)
+    };
+    let page = f.client.list(&query).await.unwrap();
     assert_eq!(
         (page.items.len(), page.total_count, page.max_page),
         (1, 101, 2)
     );
-    assert_eq!(f.last().uri, "/v1/checkout-links/?page=2&limit=100");
+    assert_eq!(
+        f.last().uri,
+        "/v1/checkout-links/?page=2&limit=100&sorting=created_at"
+    );
+    let org = ListQuery {
+        organization_id: Some("11111111-1111-4111-8111-111111111111".into()),
+        ..ListQuery::page(1)
+    };
+    f.client.list(&org).await.unwrap();
+    assert_eq!(
+        f.last().uri,
+        "/v1/checkout-links/?page=1&limit=100&sorting=created_at&organization_id=11111111-1111-4111-8111-111111111111"
+    );
 }
 
 #[tokio::test]
@@ -384,15 +396,20 @@ async fn a_422_becomes_a_validation_message() {
     assert_eq!(
         err,
         PolarError::Validation {
-            message: "products[0]: Product is archived.".into()
+            message: "products[0]: Product is archived.".into(),
+            layer: crate::polar::error::ValidationLayer::Service,
+            problems: vec![crate::polar::error::Problem {
+                location: "products[0]".into(),
+                message: "Product is archived.".into()
+            }],
         }
     );
-    assert!(!err.is_transient());
     assert_eq!(f.observed.lock().unwrap().last(), Some(&("create", "4xx")));
 }
 
 #[tokio::test]
-async fn a_429_blocks_the_governor_for_retry_after() {
+async fn a_429_reports_retry_after() {
+    // Holding calls back for it is the account's job (polar::account tests).
     let f = Fixture::new().await;
     let mut limited = canned(429, "");
     limited.headers.push(("retry-after", "60".into()));
@@ -403,17 +420,48 @@ async fn a_429_blocks_the_governor_for_retry_after() {
             retry_after: Duration::from_secs(60)
         })
     );
-    let until = f.governor.blocked_until().expect("governor not blocked");
-    assert!(until > std::time::Instant::now() + Duration::from_secs(58));
     assert_eq!(f.observed.lock().unwrap().last(), Some(&("get", "429")));
-    // The next call waits for the block instead of reaching the server.
-    let requests = f.requests();
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), f.client.get(ID))
-            .await
-            .is_err()
+}
+
+#[tokio::test]
+async fn every_request_carries_the_api_version() {
+    let f = Fixture::new().await;
+    f.client.get(ID).await.unwrap();
+    assert_eq!(f.last().header("polar-version"), Some(API_VERSION));
+    assert_eq!(API_VERSION, "2026-10");
+    f.client.create(&fields()).await.unwrap();
+    assert_eq!(f.last().header("polar-version"), Some("2026-10"));
+}
+
+#[tokio::test]
+async fn a_refused_version_is_never_a_missing_link() {
+    let f = Fixture::new().await;
+    // Polar's refusal: Starlette's plain 404, no Polar-Version echoed.
+    f.answer(canned(404, r#"{"detail":"Not Found"}"#));
+    let refused = f.client.get(ID).await.unwrap_err();
+    assert_eq!(
+        refused,
+        PolarError::VersionRefused {
+            version: "2026-10".into()
+        }
     );
-    assert_eq!(f.requests(), requests);
+    assert!(refused.to_string().contains("2026-10"), "{refused}");
+    assert_eq!(
+        f.client.delete(ID).await.unwrap_err().category(),
+        "version_refused"
+    );
+    // The same body with the version echoed is a route Polar does not have: not "not found"
+    // either.
+    let mut route = canned(404, r#"{"detail":"Not Found"}"#);
+    route.headers.push(("polar-version", "2026-10".into()));
+    f.answer(route);
+    assert_eq!(f.client.get(ID).await.unwrap_err().category(), "unexpected");
+    // Polar's own answer for a missing object is "not found", header or not.
+    f.answer(canned(
+        404,
+        r#"{"error":"ResourceNotFound","detail":"Not found"}"#,
+    ));
+    assert_eq!(f.client.get(ID).await, Err(PolarError::NotFound));
 }
 
 #[test]
@@ -446,7 +494,6 @@ async fn a_plain_text_500_is_a_server_error() {
         .await
         .unwrap_err();
     assert_eq!(err, PolarError::Server { status: 500 });
-    assert!(err.is_transient());
     assert_eq!(f.observed.lock().unwrap().last(), Some(&("update", "5xx")));
 }
 
@@ -482,7 +529,11 @@ async fn a_garbled_success_is_a_decode_error() {
     assert_eq!(f.client.get(ID).await.unwrap_err().category(), "decode");
     f.answer(canned(200, "<html>proxy</html>"));
     assert_eq!(
-        f.client.list(1, 100).await.unwrap_err().category(),
+        f.client
+            .list(&ListQuery::page(1))
+            .await
+            .unwrap_err()
+            .category(),
         "decode"
     );
 }
@@ -509,13 +560,12 @@ async fn a_closed_port_is_a_transport_error() {
             token: Token::new(TOKEN),
             server,
         },
-        Arc::new(OrgGovernor::new(6000, 0.5)),
+        API_VERSION,
         DEFAULT_TIMEOUT,
     )
     .unwrap();
     let err = client.get(ID).await.unwrap_err();
     assert_eq!(err.category(), "transport", "{err}");
-    assert!(err.is_transient());
     assert!(!err.to_string().contains(TOKEN));
 }
 
@@ -557,7 +607,7 @@ async fn the_token_is_only_ever_in_the_authorization_header() {
         200,
         r#"{"items":[],"pagination":{"total_count":0,"max_page":0}}"#,
     ));
-    f.client.list(1, 10).await.unwrap();
+    f.client.list(&ListQuery::page(1)).await.unwrap();
     f.answer(canned(204, ""));
     f.client.delete(ID).await.unwrap();
     let seen = f.shared.seen.lock().unwrap().clone();
@@ -606,7 +656,7 @@ async fn error_text_never_contains_the_token_even_when_a_server_echoes_it() {
         let status = answer.status;
         f.answer(answer);
         let err = if status == 200 {
-            f.client.list(1, 10).await.map(drop)
+            f.client.list(&ListQuery::page(1)).await.map(drop)
         } else {
             f.client.get(ID).await.map(drop)
         };

@@ -1,23 +1,16 @@
-//! Polar-aware comparison: what Polar stores for a value the operator sends, so that a
-//! settled link never gets a PATCH (DESIGN.md §4).
+//! Polar-aware comparison, the one home of "do these two values mean the same to Polar":
+//! what Polar stores for a value the operator sends, so that a settled link never gets a PATCH
+//! (DESIGN.md §4). The field table in [`super::fields`] names one of these per field.
 //!
 //! Polar validates with pydantic 2.13.4, whose `HttpUrl` is built on the same `url` crate
 //! used here (WHATWG parsing), so [`normalize_url`] reproduces it by calling that parser with
-//! pydantic's checks around it. `vectors/url-normalization.json` and `vectors/metadata.json`
-//! pin the behaviour (see the tests).
+//! pydantic's checks around it. `polar-api/vectors/url-normalization.json` pins the behaviour:
+//! the tests run every vector through the very functions the field table uses.
 
-use std::collections::BTreeMap;
-
-use super::{MetaValue, Metadata};
+use super::{MetaValue, Metadata, Trial};
 
 /// pydantic's `max_length` for Polar's URL fields, counted on the input before parsing.
 pub const MAX_URL_LENGTH: usize = 2083;
-/// Polar's metadata limits (`server/polar/kit/metadata.py`).
-pub const MAX_METADATA_KEYS: usize = 50;
-/// Longest metadata key, in characters.
-pub const MAX_METADATA_KEY_CHARS: usize = 40;
-/// Longest metadata string value, in characters.
-pub const MAX_METADATA_VALUE_CHARS: usize = 500;
 
 /// Which URL field a value is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,98 +80,56 @@ fn int_equals_float(i: i64, f: f64) -> bool {
         && f as i64 == i
 }
 
-/// Converts JSON metadata (as a Kubernetes spec holds it) into typed [`Metadata`]: strings,
-/// integers, floats and booleans; `null`, objects, arrays and integers beyond 64 bits are
-/// refused in plain words. Limits are checked by [`validate_metadata`].
-pub fn metadata_from_json(map: &BTreeMap<String, serde_json::Value>) -> Result<Metadata, String> {
-    map.iter()
-        .map(|(k, v)| {
-            let value = match v {
-                serde_json::Value::Bool(b) => MetaValue::Bool(*b),
-                serde_json::Value::String(s) => MetaValue::Str(s.clone()),
-                serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                    (Some(i), _) => MetaValue::Int(i),
-                    (None, Some(f)) if n.is_f64() => MetaValue::Float(f),
-                    // An integer beyond i64 (as_f64 would round it).
-                    _ => return Err(format!("metadata value of {k:?} is an integer too large for Polar")),
-                },
-                serde_json::Value::Null | serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
-                    return Err(format!(
-                        "metadata value of {k:?} must be a string, an integer, a number or a boolean"
-                    ));
-                }
-            };
-            Ok((k.clone(), value))
-        })
-        .collect()
+/// Plain equality, for fields Polar stores exactly as sent (labels, booleans, counts).
+pub fn equal<T: PartialEq>(a: &T, b: &T) -> bool {
+    a == b
 }
 
-/// Polar's metadata rules: at most 50 keys, each 1 to 40 characters; string values 1 to 500
-/// characters; numbers finite (JSON cannot carry the others).
-pub fn validate_metadata(metadata: &Metadata) -> Result<(), String> {
-    if metadata.len() > MAX_METADATA_KEYS {
-        return Err(format!(
-            "metadata has {} keys; Polar allows at most {MAX_METADATA_KEYS}",
-            metadata.len()
-        ));
+/// Ids compare case-insensitively (Polar returns UUIDs lower-cased).
+pub fn same_id(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
     }
-    for (key, value) in metadata {
-        let key_chars = key.chars().count();
-        if key_chars == 0 {
-            return Err("metadata keys must not be empty".to_owned());
-        }
-        if key_chars > MAX_METADATA_KEY_CHARS {
-            return Err(format!(
-                "metadata key {key:?} is longer than {MAX_METADATA_KEY_CHARS} characters"
-            ));
-        }
-        match value {
-            MetaValue::Str(s) if s.is_empty() => {
-                return Err(format!("metadata value of {key:?} must not be empty"));
-            }
-            MetaValue::Str(s) if s.chars().count() > MAX_METADATA_VALUE_CHARS => {
-                return Err(format!(
-                    "metadata value of {key:?} is longer than {MAX_METADATA_VALUE_CHARS} characters"
-                ));
-            }
-            MetaValue::Float(f) if !f.is_finite() => {
-                return Err(format!("metadata value of {key:?} must be a finite number"));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
-/// [`validate_metadata`], plus the rule Polar adds on create only: no string (key or value)
-/// may contain a NUL character.
-pub fn validate_metadata_for_create(metadata: &Metadata) -> Result<(), String> {
-    validate_metadata(metadata)?;
-    for (key, value) in metadata {
-        let nul_in_value = matches!(value, MetaValue::Str(s) if s.contains('\0'));
-        if key.contains('\0') || nul_in_value {
-            return Err(format!(
-                "metadata {key:?} contains a NUL character, which Polar refuses"
-            ));
-        }
-    }
-    Ok(())
+/// Product lists compare in order (the order is the checkout page's), ids case-insensitively.
+#[allow(clippy::ptr_arg)] // the field table passes `&LinkFields::products`
+pub fn same_ids(a: &Vec<String>, b: &Vec<String>) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.eq_ignore_ascii_case(b))
 }
 
+/// A success URL as written in a spec against what Polar stores.
+pub fn same_success_url(desired: &Option<String>, observed: &Option<String>) -> bool {
+    same_optional_url(desired, observed, UrlKind::Success)
+}
+
+/// A return URL as written in a spec against what Polar stores.
+pub fn same_return_url(desired: &Option<String>, observed: &Option<String>) -> bool {
+    same_optional_url(desired, observed, UrlKind::Return)
+}
+
+fn same_optional_url(desired: &Option<String>, observed: &Option<String>, kind: UrlKind) -> bool {
+    match (desired, observed) {
+        (None, None) => true,
+        (Some(d), Some(o)) => same_url(d, o, kind),
+        _ => false,
+    }
+}
+
+/// Trials compare by count and interval (case-insensitively).
+pub fn same_trial(a: &Option<Trial>, b: &Option<Trial>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.count == b.count && a.interval.eq_ignore_ascii_case(&b.interval),
+        _ => false,
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
-
-    fn vectors(name: &str) -> Vec<Value> {
-        let path = format!(
-            "{}/polar-api/vectors/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let doc: Value = serde_json::from_str(&text).unwrap();
-        doc["cases"].as_array().unwrap().clone()
-    }
+    use crate::polar::test_vectors as vectors;
 
     #[test]
     fn every_url_vector_is_reproduced() {
@@ -222,7 +173,16 @@ mod tests {
                 UrlKind::Return
             };
             assert_eq!(normalize_url(output, kind).as_deref(), Ok(output));
-            assert!(same_url(case["input"].as_str().unwrap(), output, kind));
+            let (input, output) = (
+                Some(case["input"].as_str().unwrap().to_owned()),
+                Some(output.to_owned()),
+            );
+            // The comparison the field table uses for this field.
+            let same = match kind {
+                UrlKind::Success => same_success_url(&input, &output),
+                UrlKind::Return => same_return_url(&input, &output),
+            };
+            assert!(same, "{input:?} should compare equal to {output:?}");
         }
     }
 
@@ -256,31 +216,6 @@ mod tests {
             "https://example.com/",
             UrlKind::Return
         ));
-    }
-
-    #[test]
-    fn every_metadata_vector_is_accepted_or_rejected_as_polar_does() {
-        let cases = vectors("metadata.json");
-        assert!(cases.len() >= 20, "vectors file shrank: {}", cases.len());
-        for case in cases {
-            let input: BTreeMap<String, Value> =
-                serde_json::from_value(case["input"].clone()).unwrap();
-            let checked =
-                metadata_from_json(&input).and_then(|m| validate_metadata(&m).map(|()| m));
-            if let Some(output) = case.get("output") {
-                let m = checked.unwrap_or_else(|e| panic!("{input:?} was rejected: {e}"));
-                let want: BTreeMap<String, Value> = serde_json::from_value(output.clone()).unwrap();
-                assert!(
-                    same_metadata(&m, &metadata_from_json(&want).unwrap()),
-                    "{input:?}"
-                );
-                // What the operator would send serialises to exactly what Polar stores.
-                assert_eq!(&serde_json::to_value(&m).unwrap(), output, "{input:?}");
-            } else {
-                assert!(case["errors"].is_array(), "{case}");
-                assert!(checked.is_err(), "{input:?} was accepted");
-            }
-        }
     }
 
     #[test]
@@ -322,42 +257,31 @@ mod tests {
     }
 
     #[test]
-    fn json_conversion_keeps_types() {
-        let input: BTreeMap<String, Value> = serde_json::from_str(
-            r#"{"i": 2, "f": 2.0, "s": "2", "b": false, "big": 9007199254740993}"#,
-        )
-        .unwrap();
-        let m = metadata_from_json(&input).unwrap();
-        assert_eq!(m["i"], MetaValue::Int(2));
-        assert_eq!(m["f"], MetaValue::Float(2.0));
-        assert_eq!(m["s"], MetaValue::Str("2".into()));
-        assert_eq!(m["b"], MetaValue::Bool(false));
-        assert_eq!(m["big"], MetaValue::Int(9_007_199_254_740_993));
-        let too_big: BTreeMap<String, Value> =
-            serde_json::from_str(r#"{"u": 18446744073709551615}"#).unwrap();
+    fn ids_products_and_trials_compare_as_polar_returns_them() {
+        let id = |s: &str| Some(s.to_owned());
+        assert!(same_id(&id("ABC"), &id("abc")));
+        assert!(!same_id(&id("abc"), &None));
+        assert!(same_id(&None, &None));
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(same_ids(&list(&["A", "b"]), &list(&["a", "B"])));
         assert!(
-            metadata_from_json(&too_big)
-                .unwrap_err()
-                .contains("too large")
+            !same_ids(&list(&["a", "b"]), &list(&["b", "a"])),
+            "order matters"
         );
-    }
-
-    #[test]
-    fn create_also_refuses_nul() {
-        let m = Metadata::from([("v".to_owned(), MetaValue::Str("a\0b".into()))]);
-        assert!(validate_metadata(&m).is_ok());
-        assert!(
-            validate_metadata_for_create(&m)
-                .unwrap_err()
-                .contains("NUL")
-        );
-        let key = Metadata::from([("a\0".to_owned(), MetaValue::Int(1))]);
-        assert!(validate_metadata_for_create(&key).is_err());
-    }
-
-    #[test]
-    fn non_finite_floats_are_refused() {
-        let m = Metadata::from([("v".to_owned(), MetaValue::Float(f64::INFINITY))]);
-        assert!(validate_metadata(&m).is_err());
+        assert!(!same_ids(&list(&["a"]), &list(&["a", "b"])));
+        let trial = |i: &str, c| {
+            Some(Trial {
+                interval: i.into(),
+                count: c,
+            })
+        };
+        assert!(same_trial(&trial("Month", 1), &trial("month", 1)));
+        assert!(!same_trial(&trial("month", 1), &trial("month", 2)));
+        assert!(!same_trial(&trial("month", 1), &None));
+        assert!(same_success_url(&None, &None));
+        assert!(!same_return_url(
+            &Some("https://example.com/".into()),
+            &None
+        ));
     }
 }
