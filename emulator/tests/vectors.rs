@@ -6,10 +6,7 @@ use common::*;
 use serde_json::{Value, json};
 
 fn vectors(name: &str) -> Vec<Value> {
-    let path = format!(
-        "{}/../polar-api/vectors/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../polar-api/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     let doc: Value = serde_json::from_str(&text).unwrap();
     doc["cases"].as_array().unwrap().clone()
