@@ -2,7 +2,7 @@
 # (`include emulator/emulator.mk`); paths are relative to the repository root.
 CARGO ?= cargo
 
-.PHONY: test-emulator schemathesis bench-emulator run-emulator
+.PHONY: test-emulator schemathesis polar-sdk bench-emulator run-emulator
 
 ## test-emulator: the emulator's unit and behaviour tests (real HTTP on loopback)
 test-emulator:
@@ -11,6 +11,10 @@ test-emulator:
 ## schemathesis: check the emulator against Polar's OpenAPI document
 schemathesis:
 	CARGO="$(CARGO)" bash hack/schemathesis.sh
+
+## polar-sdk: drive every checkout-link call of Polar's Python SDK (PyPI polar-sdk) against the emulator
+polar-sdk:
+	CARGO="$(CARGO)" bash hack/polar-sdk.sh
 
 ## bench-emulator: release build, then 5 s of create/get/list/patch over 32 connections
 bench-emulator:

@@ -1,29 +1,45 @@
 #!/usr/bin/env bash
-# Checks polar-emulator against Polar's real OpenAPI document (checkout-links
-# subset) with schemathesis: response schemas, status codes and content types.
+# Checks polar-emulator with schemathesis (response schemas, status codes and
+# content types) in three runs, each sending its Polar-Version:
+#   1. links-2026-04: Polar's 2026-04 document, checkout-links subset;
+#   2. links-2026-10: our reconstructed 2026-10 checkout-links subset;
+#   3. reads-2026-04: Polar's 2026-04 document, product, discount and
+#      organisation reads (the /v1/orders/ paths are left out: the emulator
+#      serves no orders).
+# Polar's 2026-04 documents predate the unit_based and metered_tiers prices that
+# Polar now serves in every version (REFERENCE.md §1; polar-sdk's v2026_04
+# models have them): the runs use copies of them whose ProductPrice also admits
+# the 2026-10 subset's ProductPriceUnitBased and ProductPriceMeteredTiers.
 #
 # schemathesis is installed from PyPI into a venv outside the repository and
 # reused while its version matches. The emulator runs on a free loopback port
-# with the demo seed and rate limiting off, and is stopped afterwards.
+# with the demo seed and rate limiting off, is reset before each run, and is
+# stopped afterwards.
 #
-# Environment: CARGO (default cargo), SCHEMATHESIS_MAX_EXAMPLES (default 200),
+# Environment: CARGO (default cargo), SCHEMATHESIS_MAX_EXAMPLES (default 200 for
+# the checkout-links runs), SCHEMATHESIS_READS_MAX_EXAMPLES (default 30),
 # SCHEMATHESIS_SEED (default 1, for reproducible runs), XDG_CACHE_HOME.
 set -euo pipefail
 
 SCHEMATHESIS_VERSION="4.32.5"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-spec="$repo/polar-api/checkout-links-2026-04.openapi.json"
+links_0426="$repo/polar-api/checkout-links-2026-04.openapi.json"
+links_2610="$repo/polar-api/checkout-links-2026-10.reconstructed.openapi.json"
+reads_0426="$repo/polar-api/reads-2026-04.openapi.json"
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/checkout-link-operator/venv-schemathesis"
 cargo="${CARGO:-cargo}"
 max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-200}"
+reads_max_examples="${SCHEMATHESIS_READS_MAX_EXAMPLES:-30}"
 seed="${SCHEMATHESIS_SEED:-1}"
 # The demo seed's Acme token with every scope (examples/emulator-seed.yaml).
 token="polar_oat_AcmeDemoWriteToken00000000000000000013Difp9"
 
-if [ ! -f "$spec" ]; then
-  echo "schemathesis.sh: Polar's spec is missing: $spec" >&2
-  exit 1
-fi
+for spec in "$links_0426" "$links_2610" "$reads_0426"; do
+  if [ ! -f "$spec" ]; then
+    echo "schemathesis.sh: an OpenAPI document is missing: $spec" >&2
+    exit 1
+  fi
+done
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
   echo "schemathesis.sh: installing schemathesis $SCHEMATHESIS_VERSION into $venv"
@@ -62,7 +78,31 @@ if [ -z "$base" ]; then
   echo "schemathesis.sh: the emulator did not start" >&2
   exit 1
 fi
-echo "schemathesis.sh: emulator at $base, spec $spec"
+echo "schemathesis.sh: emulator at $base"
+
+# The 2026-04 documents with 2026-10's two new price types (see the top).
+python3 - "$links_2610" "$links_0426" "$reads_0426" "$work" <<'PY'
+import json, os, sys
+
+newer = json.load(open(sys.argv[1]))["components"]["schemas"]
+added = ["ProductPriceUnitBased", "ProductPriceMeteredTiers", "Tiers", "Tier", "TierType"]
+for path in sys.argv[2:4]:
+    doc = json.load(open(path))
+    schemas = doc["components"]["schemas"]
+    for name in added:
+        schemas.setdefault(name, newer[name])
+    one_of = schemas["ProductPrice"]["oneOf"]
+    for name in ("ProductPriceUnitBased", "ProductPriceMeteredTiers"):
+        ref = {"$ref": f"#/components/schemas/{name}"}
+        if ref not in one_of:
+            one_of.append(ref)
+    mapping = schemas["ProductPrice"].get("discriminator", {}).get("mapping")
+    if mapping is not None:
+        mapping.setdefault("unit_based", "#/components/schemas/ProductPriceUnitBased")
+        mapping.setdefault("metered_tiers", "#/components/schemas/ProductPriceMeteredTiers")
+    out = os.path.join(sys.argv[4], os.path.basename(path))
+    json.dump(doc, open(out, "w"))
+PY
 
 # Hooks for this run (written to the scratch directory):
 # - Polar's spec lists only 2xx, 404 and 422. Polar also answers 400 when a
@@ -74,6 +114,10 @@ echo "schemathesis.sh: emulator at $base, spec $spec"
 #   422. Product ids in generated bodies are swapped for seeded Acme products
 #   (and some discount ids for a seeded discount), so links get created and
 #   their 201/200 bodies, and the GET/PATCH/DELETE that follow, are checked.
+# - Bodies with seats or units get the seat-based or the unit-based product
+#   half of the time, so those locks are accepted too, not only refused.
+# - Random ids in the reads' paths name a seeded product, discount or
+#   organisation half of the time, so their 200 bodies are checked.
 # - An explicit `null` for allow_discount_codes / require_billing_address on
 #   PATCH is allowed by the spec, but Polar writes it to a NOT NULL column and
 #   answers 500 (REFERENCE.md §3); the emulator does the same, so the hook
@@ -90,6 +134,13 @@ PRODUCTS = [
 ]
 PRICE = "b1000000-0000-4000-8000-000000000001"
 DISCOUNT = "d1000000-0000-4000-8000-000000000001"
+TEAM = "a1000000-0000-4000-8000-000000000004"
+CREDITS = "a1000000-0000-4000-8000-000000000008"
+SEEDED = {
+    "/v1/products/{id}": PRODUCTS + [CREDITS, "a1000000-0000-4000-8000-000000000005"],
+    "/v1/discounts/{id}": [DISCOUNT, "d1000000-0000-4000-8000-000000000002"],
+    "/v1/organizations/{id}": ["11111111-1111-4111-8111-111111111111"],
+}
 
 
 @schemathesis.hook
@@ -117,34 +168,81 @@ def map_body(context, body):
         body["product_price_id"] = PRICE
     if isinstance(body.get("discount_id"), str) and pick % 2:
         body["discount_id"] = DISCOUNT
+    if isinstance(products, list) and products and pick % 2:
+        if isinstance(body.get("seats"), int):
+            body["products"] = [TEAM]
+        elif isinstance(body.get("units"), int):
+            body["products"] = [CREDITS]
     for key in ("allow_discount_codes", "require_billing_address"):
         if key in body and body[key] is None:
             del body[key]
     return body
+
+
+@schemathesis.hook
+def map_path_parameters(context, path_parameters):
+    ids = SEEDED.get(context.operation.path if context.operation else "")
+    if not ids or not isinstance(path_parameters, dict):
+        return path_parameters
+    value = path_parameters.get("id")
+    if isinstance(value, str) and len(value) % 2:
+        path_parameters = dict(path_parameters)
+        path_parameters["id"] = ids[len(value) % len(ids)]
+    return path_parameters
 PY
 
 # Run from the scratch directory so hypothesis' files stay out of the repo.
 cd "$work"
 status=0
-PYTHONPATH="$work" SCHEMATHESIS_HOOKS=polar_hooks "$venv/bin/schemathesis" run "$spec" \
-  --url "$base" \
-  --header "Authorization: Bearer $token" \
-  --checks response_schema_conformance,status_code_conformance,content_type_conformance \
-  --max-examples "$max_examples" \
-  --seed "$seed" \
-  --generation-database none \
-  --request-timeout 10 \
-  --no-color || status=$?
+summaries=()
 
-# What the emulator answered (the last 10,000 requests), by route and status.
-python3 - "$base/__emulator/requests" <<'PY' || true
+# run NAME SPEC VERSION MAX_EXAMPLES [schemathesis options...]
+run() {
+  local name="$1" spec="$2" version="$3" examples="$4"
+  shift 4
+  local started=$SECONDS run_status=0
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST"))' \
+    "$base/__emulator/reset"
+  echo "schemathesis.sh: run $name: $(basename "$spec"), Polar-Version $version, $examples examples"
+  set +e
+  PYTHONPATH="$work" SCHEMATHESIS_HOOKS=polar_hooks "$venv/bin/schemathesis" run "$spec" \
+    --url "$base" \
+    --header "Authorization: Bearer $token" \
+    --header "Polar-Version: $version" \
+    --checks response_schema_conformance,status_code_conformance,content_type_conformance \
+    --max-examples "$examples" \
+    --seed "$seed" \
+    --generation-database none \
+    --request-timeout 10 \
+    --no-color "$@" 2>&1 | tee "$work/$name.log"
+  run_status=${PIPESTATUS[0]}
+  set -e
+  [ "$run_status" -eq 0 ] || status=1
+  # What the emulator answered in this run, by route and status.
+  python3 - "$base/__emulator/requests" "$name" <<'PY' || true
 import collections, json, sys, urllib.request
 
 with urllib.request.urlopen(sys.argv[1]) as r:
     log = json.load(r)
 counts = collections.Counter((e["method"], e["route"] or e["path"], e["status"]) for e in log)
-print("schemathesis.sh: emulator responses (method, route, status: count)")
-for (method, route, status), n in sorted(counts.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
-    print(f"  {method:6} {route:45} {status}: {n}")
+print(f"schemathesis.sh: {sys.argv[2]}: emulator responses (method, route, status: count)")
+for (method, route, code), n in sorted(counts.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
+    print(f"  {method:6} {route:45} {code}: {n}")
 PY
+  local cases
+  cases="$(grep -E '^ *[0-9]+ generated' "$work/$name.log" | tail -n 1 | sed 's/^ *//')"
+  local verdict="passed"
+  [ "$run_status" -eq 0 ] || verdict="FAILED (exit $run_status)"
+  summaries+=("$name (Polar-Version $version): ${cases:-no test-case count}; $verdict in $((SECONDS - started)) s")
+}
+
+run links-2026-04 "$work/$(basename "$links_0426")" 2026-04 "$max_examples"
+run links-2026-10 "$links_2610" 2026-10 "$max_examples"
+run reads-2026-04 "$work/$(basename "$reads_0426")" 2026-04 "$reads_max_examples" \
+  --exclude-path-regex '^/v1/orders/'
+
+echo "schemathesis.sh: summary"
+for line in "${summaries[@]}"; do
+  echo "  $line"
+done
 exit "$status"

@@ -1,6 +1,7 @@
 //! One request through Polar's layers, outermost first: version header,
-//! (injected faults), rate limit, body size, token check, routing, handler;
-//! then Polar's response headers, counters and the request log.
+//! (injected faults), rate limit, body size, token check (and the
+//! `Polar-Organization` header), routing, handler; then Polar's response
+//! headers, counters and the request log.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -24,10 +25,9 @@ use crate::router::{self, RouteResult};
 use crate::routes::{self, Ctx};
 use crate::seed::Seed;
 use crate::state::Store;
+use crate::sync::Locked;
 use crate::validate::query::Query;
-
-pub const API_VERSIONS: &[&str] = &["2026-04", "2026-10"];
-pub const DEFAULT_API_VERSION: &str = "2026-04";
+use crate::versions::{ApiVersions, Shape};
 
 /// Everything the server shares between requests.
 pub struct Shared {
@@ -39,6 +39,10 @@ pub struct Shared {
     pub log: RequestLog,
     pub seed: Seed,
     pub url_template: String,
+    /// The versions served now (test controls can change them).
+    pub versions: Mutex<ApiVersions>,
+    /// What the configuration said, for resets.
+    pub configured_versions: ApiVersions,
 }
 
 /// How the connection answers a request.
@@ -60,6 +64,8 @@ struct Draft {
     user_id: Option<String>,
     fault: Option<&'static str>,
     body: Option<String>,
+    polar_version: Option<String>,
+    polar_organization: Option<String>,
 }
 
 impl Draft {
@@ -77,6 +83,8 @@ impl Draft {
             timestamp: timestamp(&Utc::now()),
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             body: self.body,
+            polar_version: self.polar_version,
+            polar_organization: self.polar_organization,
         });
     }
 }
@@ -112,7 +120,15 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     if path == "/__emulator" || path.starts_with("/__emulator/") {
         return Outcome::Respond(controls::handle(&shared, &parts.method, &path, body).await);
     }
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
     let mut draft = Draft {
+        polar_version: header("polar-version"),
+        polar_organization: header("polar-organization"),
         started: Instant::now(),
         method: parts.method.clone(),
         path: path.clone(),
@@ -128,14 +144,15 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
         Outcome::Respond(resp)
     };
 
-    let version = match parts
-        .headers
-        .get("polar-version")
-        .map(|v| v.to_str().unwrap_or(""))
-    {
-        None => DEFAULT_API_VERSION.to_string(),
-        Some(v) if API_VERSIONS.contains(&v) => v.to_string(),
-        Some(_) => return respond(draft, http::route_not_found()),
+    // Polar's APIVersionMiddleware: before anything else, and its 404 carries
+    // no `Polar-Version`.
+    let resolved = shared
+        .versions
+        .locked()
+        .resolve(draft.polar_version.as_deref())
+        .map(str::to_string);
+    let Some(version) = resolved else {
+        return respond(draft, http::route_not_found());
     };
 
     let routed = router::route(&parts.method, &path);
@@ -229,7 +246,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
             if let Some(t) = &token {
                 shared.limiter.authenticated(t);
             }
-            Some(p)
+            Some(auth::for_organization_header(
+                p,
+                draft.polar_organization.as_deref(),
+            ))
         }
         Auth::Anonymous => None,
     };
@@ -284,6 +304,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
             .headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok()),
+        shape: Shape::of(&version),
     };
     let resp = routes::dispatch(matched.kind, &ctx);
     finish(draft, resp)

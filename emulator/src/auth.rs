@@ -22,6 +22,9 @@ pub enum Subject {
 pub struct Principal {
     pub subject: Subject,
     pub scopes: HashSet<String>,
+    /// A `Polar-Organization` value an organization token was sent with that
+    /// is not its own organization: the request is refused (403).
+    pub foreign_organization: Option<String>,
 }
 
 impl Principal {
@@ -94,6 +97,7 @@ impl Tokens {
             let principal = Principal {
                 subject,
                 scopes: t.scopes.iter().cloned().collect(),
+                foreign_organization: None,
             };
             map.insert(t.token.clone(), Arc::new(principal));
         }
@@ -134,6 +138,39 @@ pub fn authenticate(tokens: &Tokens, token: Option<&str>) -> Auth {
     }
 }
 
+/// The principal as the `Polar-Organization` header leaves it.
+///
+/// - A personal token acts on that one organisation only: every read, list
+///   and write sees the header's organisation if the user belongs to it, and
+///   nothing at all otherwise (not a member, or not an organisation id), the
+///   way an `organization_id` the caller cannot access filters to nothing.
+/// - An organisation token is unchanged when the header names its own
+///   organisation, and refused (403 `NotPermitted`) when it names another.
+pub fn for_organization_header(p: Arc<Principal>, header: Option<&str>) -> Arc<Principal> {
+    let Some(value) = header else {
+        return p;
+    };
+    let named: Option<Uuid> = value.trim().parse().ok();
+    match &p.subject {
+        Subject::Organization(org) if named == Some(*org) => p,
+        Subject::Organization(_) => Arc::new(Principal {
+            foreign_organization: Some(value.to_string()),
+            ..(*p).clone()
+        }),
+        Subject::User { id, organizations } => Arc::new(Principal {
+            subject: Subject::User {
+                id: *id,
+                organizations: organizations
+                    .iter()
+                    .copied()
+                    .filter(|o| Some(*o) == named)
+                    .collect(),
+            },
+            ..(*p).clone()
+        }),
+    }
+}
+
 /// The principal a route needs, or Polar's 401 / 403.
 pub fn require<'a>(
     principal: Option<&'a Principal>,
@@ -141,6 +178,11 @@ pub fn require<'a>(
 ) -> Result<&'a Principal, Resp> {
     let p = principal.ok_or_else(http::unauthorized)?;
     p.check_scopes(scopes)?;
+    if let Some(org) = &p.foreign_organization {
+        return Err(http::not_permitted(&format!(
+            "This organization access token cannot act on organization {org}."
+        )));
+    }
     Ok(p)
 }
 
@@ -148,6 +190,7 @@ pub mod scopes {
     pub const LINKS_READ: &[&str] = &["checkout_links:read", "checkout_links:write"];
     pub const LINKS_WRITE: &[&str] = &["checkout_links:write"];
     pub const PRODUCTS_READ: &[&str] = &["products:read", "products:write"];
+    pub const PRODUCTS_WRITE: &[&str] = &["products:write"];
     pub const DISCOUNTS_READ: &[&str] = &["discounts:read", "discounts:write"];
     pub const ORGANIZATIONS_READ: &[&str] = &["organizations:read", "organizations:write"];
 }

@@ -17,6 +17,7 @@ use crate::model::Link;
 use crate::state::Store;
 use crate::sync::Locked;
 use crate::validate::metadata;
+use crate::versions::{ApiVersions, Shape};
 
 impl Shared {
     pub fn archive_product(&self, id: &str) -> anyhow::Result<()> {
@@ -71,41 +72,80 @@ impl Shared {
     /// The link as `GET` returns it; `None` if absent or deleted.
     pub fn link(&self, id: &str) -> Option<Value> {
         let id: Uuid = id.parse().ok()?;
+        let shape = self.default_shape();
         let store = self.store.locked();
         let link = store.links.get(&id).filter(|l| l.deleted_at.is_none())?;
-        Some(to_value(&store, link, false))
+        Some(to_value(&store, link, shape, false))
     }
 
     /// The stored link, soft-deleted ones included, with `deleted_at`.
     pub fn stored_link(&self, id: &str) -> Option<Value> {
         let id: Uuid = id.parse().ok()?;
+        let shape = self.default_shape();
         let store = self.store.locked();
         let link = store.links.get(&id)?;
-        Some(to_value(&store, link, true))
+        Some(to_value(&store, link, shape, true))
     }
 
     pub fn links(&self, include_deleted: bool) -> Vec<Value> {
+        let shape = self.default_shape();
         let store = self.store.locked();
         store
             .link_order
             .iter()
             .map(|id| &store.links[id])
             .filter(|l| include_deleted || l.deleted_at.is_none())
-            .map(|l| to_value(&store, l, include_deleted))
+            .map(|l| to_value(&store, l, shape, include_deleted))
             .collect()
     }
 
-    /// Back to the seed: links, faults, counters and the log are cleared.
+    /// Back to the seed: links, faults, counters and the log are cleared, the
+    /// API versions are the configured ones again.
     pub fn reset(&self) {
         *self.store.locked() = Store::from_seed(&self.seed, self.url_template.clone());
         self.faults.set(Vec::new());
         self.counters.reset();
         self.log.clear();
+        self.reset_api_versions();
+    }
+
+    pub fn api_versions(&self) -> ApiVersions {
+        self.versions.locked().clone()
+    }
+
+    fn default_shape(&self) -> Shape {
+        Shape::of(&self.versions.locked().default)
+    }
+
+    /// A new set of served versions; `default` stays when `None`.
+    pub fn set_api_versions(
+        &self,
+        versions: Vec<String>,
+        default: Option<String>,
+    ) -> anyhow::Result<()> {
+        let mut current = self.versions.locked();
+        let default = default.unwrap_or_else(|| current.default.clone());
+        *current = ApiVersions::new(versions, default)?;
+        Ok(())
+    }
+
+    pub fn reset_api_versions(&self) {
+        *self.versions.locked() = self.configured_versions.clone();
     }
 }
 
-fn to_value(store: &Store, link: &Link, admin: bool) -> Value {
-    let raw = store.render_link(link, &link.products, admin);
+/// The body of `PUT /__emulator/api-versions`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VersionsBody {
+    versions: Vec<String>,
+    #[serde(default)]
+    default: Option<String>,
+}
+
+/// Links as a request without `Polar-Version` gets them (the default version).
+fn to_value(store: &Store, link: &Link, shape: Shape, admin: bool) -> Value {
+    let raw = store.render_link(link, &link.products, shape, admin);
     serde_json::from_str(raw.get()).expect("rendered link is JSON")
 }
 
@@ -168,7 +208,8 @@ fn apply_field(store: &Store, link: &mut Link, name: &str, v: &Value) -> anyhow:
                 .iter()
                 .map(uuid)
                 .collect::<Result<_, _>>()?;
-            if let Some(unknown) = ids.iter().find(|id| !store.products.contains_key(id)) {
+            let exists = |id: &Uuid| store.products.get(id).is_some_and(|p| !p.is_deleted());
+            if let Some(unknown) = ids.iter().find(|id| !exists(id)) {
                 bail!("unknown product {unknown}");
             }
             link.products = ids;
@@ -256,6 +297,24 @@ pub async fn handle(shared: &Shared, method: &Method, path: &str, body: Incoming
         (&Method::DELETE, ["requests"]) => {
             shared.log.clear();
             http::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::GET, ["api-versions"]) => http::json(StatusCode::OK, &shared.api_versions()),
+        (&Method::PUT, ["api-versions"]) => {
+            let body = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let set = serde_json::from_value::<VersionsBody>(body)
+                .map_err(|e| anyhow!("expected {{\"versions\": [...], \"default\": ...}}: {e}"))
+                .and_then(|b| shared.set_api_versions(b.versions, b.default));
+            match set {
+                Ok(()) => http::json(StatusCode::OK, &shared.api_versions()),
+                Err(e) => detail(StatusCode::BAD_REQUEST, format!("{e:#}")),
+            }
+        }
+        (&Method::DELETE, ["api-versions"]) => {
+            shared.reset_api_versions();
+            http::json(StatusCode::OK, &shared.api_versions())
         }
         (&Method::POST, ["reset"]) => {
             shared.reset();

@@ -77,6 +77,20 @@ pub fn resource_not_found() -> Resp {
     error_detail(StatusCode::NOT_FOUND, "ResourceNotFound", "Not found")
 }
 
+/// `NotPermitted` (403): the token may not act as asked.
+pub fn not_permitted(detail: &str) -> Resp {
+    error_detail(StatusCode::FORBIDDEN, "NotPermitted", detail)
+}
+
+/// `ProductNotDeletable` (409).
+pub fn product_not_deletable() -> Resp {
+    error_detail(
+        StatusCode::CONFLICT,
+        "ProductNotDeletable",
+        "Product is in use and cannot be deleted.",
+    )
+}
+
 /// Starlette's answer for a path no route serves.
 pub fn route_not_found() -> Resp {
     json(StatusCode::NOT_FOUND, &json!({"detail": "Not Found"}))

@@ -51,12 +51,14 @@ mod service;
 mod state;
 mod sync;
 pub mod validate;
+mod versions;
 
 pub use faults::FaultRule;
 pub use log::RequestLogEntry;
 pub use seed::{
     Seed, SeedDiscount, SeedOrganization, SeedPrice, SeedProduct, SeedSeatTier, SeedToken,
 };
+pub use versions::{ApiVersions, DEFAULT_API_VERSION, SUPPORTED_API_VERSIONS};
 
 /// Polar production's checkout URL template.
 pub const PRODUCTION_URL_TEMPLATE: &str = "https://buy.polar.sh/{client_secret}";
@@ -72,6 +74,11 @@ pub struct Config {
     pub cold_token_limit: bool,
     /// `url` of a link: `{client_secret}` and `{base_url}` are replaced.
     pub url_template: String,
+    /// The `Polar-Version` values served; any other value gets Polar's 404.
+    pub api_versions: Vec<String>,
+    /// The version of a request without a `Polar-Version` header; must be in
+    /// `api_versions`.
+    pub default_api_version: String,
 }
 
 impl Default for Config {
@@ -82,6 +89,11 @@ impl Default for Config {
             rate_limit_window: Duration::from_secs(60),
             cold_token_limit: false,
             url_template: PRODUCTION_URL_TEMPLATE.to_string(),
+            api_versions: SUPPORTED_API_VERSIONS
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
+            default_api_version: DEFAULT_API_VERSION.to_string(),
         }
     }
 }
@@ -89,6 +101,8 @@ impl Default for Config {
 /// Binds `listen` (port 0 picks a free port) and serves in a tokio task.
 pub async fn spawn(config: Config, listen: SocketAddr) -> anyhow::Result<Emulator> {
     config.seed.validate().context("invalid seed")?;
+    let versions = ApiVersions::new(config.api_versions, config.default_api_version)
+        .context("invalid API versions")?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("bind {listen}"))?;
@@ -108,6 +122,8 @@ pub async fn spawn(config: Config, listen: SocketAddr) -> anyhow::Result<Emulato
         log: Default::default(),
         seed: config.seed,
         url_template,
+        versions: Mutex::new(versions.clone()),
+        configured_versions: versions,
     });
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
@@ -193,7 +209,29 @@ impl Emulator {
         self.shared.log.clear();
     }
 
-    /// Back to the seed: links, faults, counters and the request log are cleared.
+    /// The API versions served now, and the default.
+    pub fn api_versions(&self) -> ApiVersions {
+        self.shared.api_versions()
+    }
+
+    /// Changes the served API versions on the running emulator (a rotation):
+    /// requests with any other `Polar-Version` get Polar's 404 from the next
+    /// request on. `default` (the version of requests without the header)
+    /// stays as it is when `None`; either way it must be in `versions`.
+    pub fn set_api_versions(&self, versions: &[&str], default: Option<&str>) -> anyhow::Result<()> {
+        self.shared.set_api_versions(
+            versions.iter().map(|v| v.to_string()).collect(),
+            default.map(str::to_string),
+        )
+    }
+
+    /// Back to the configured API versions.
+    pub fn reset_api_versions(&self) {
+        self.shared.reset_api_versions();
+    }
+
+    /// Back to the seed: links, faults, counters, the request log and the API
+    /// versions are as configured again.
     pub fn reset(&self) {
         self.shared.reset();
     }

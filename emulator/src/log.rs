@@ -26,6 +26,12 @@ pub struct RequestLogEntry {
     /// tests read it to check what a client sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// The `Polar-Version` header as sent (`None`: absent, so the default applied).
+    #[serde(default)]
+    pub polar_version: Option<String>,
+    /// The `Polar-Organization` header as sent.
+    #[serde(default)]
+    pub polar_organization: Option<String>,
 }
 
 pub const LOG_CAPACITY: usize = 10_000;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use polar_emulator::{Config, PRODUCTION_URL_TEMPLATE, Seed};
+use polar_emulator::{Config, DEFAULT_API_VERSION, PRODUCTION_URL_TEMPLATE, Seed};
 use tracing_subscriber::EnvFilter;
 
 /// A faithful, stateful local emulator of Polar's checkout-links API.
@@ -22,7 +22,8 @@ use tracing_subscriber::EnvFilter;
     version,
     after_long_help = "Test controls (no auth): POST /__emulator/products/{id}/archive, \
 GET|PATCH|DELETE /__emulator/checkout-links/{id}, GET|PUT|DELETE /__emulator/faults, \
-GET|DELETE /__emulator/counters, GET|DELETE /__emulator/requests, POST /__emulator/reset."
+GET|DELETE /__emulator/counters, GET|DELETE /__emulator/requests, \
+GET|PUT|DELETE /__emulator/api-versions, POST /__emulator/reset."
 )]
 struct Cli {
     /// Address to listen on; port 0 picks a free port (printed on startup).
@@ -49,6 +50,20 @@ struct Cli {
     /// Use '{base_url}/v1/checkout-links/{client_secret}/redirect' for working local links.
     #[arg(long, env = "POLAR_EMULATOR_URL_TEMPLATE", default_value = PRODUCTION_URL_TEMPLATE)]
     url_template: String,
+
+    /// Polar-Version values served, comma-separated (YYYY-MM); any other value gets
+    /// Polar's 404 {"detail":"Not Found"}.
+    #[arg(
+        long,
+        env = "POLAR_EMULATOR_API_VERSIONS",
+        value_delimiter = ',',
+        default_value = "2026-04,2026-10,2027-01"
+    )]
+    api_versions: Vec<String>,
+
+    /// The version of requests without a Polar-Version header; one of --api-versions.
+    #[arg(long, env = "POLAR_EMULATOR_DEFAULT_API_VERSION", default_value = DEFAULT_API_VERSION)]
+    default_api_version: String,
 
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, env = "POLAR_EMULATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -123,11 +138,24 @@ async fn main() -> anyhow::Result<()> {
         rate_limit_window: cli.rate_limit_window,
         cold_token_limit: cli.cold_token_limit,
         url_template: cli.url_template,
+        api_versions: cli
+            .api_versions
+            .iter()
+            .map(|v| v.trim().to_string())
+            .collect(),
+        default_api_version: cli.default_api_version.trim().to_string(),
     };
     let emulator = polar_emulator::spawn(config, cli.listen).await?;
     println!("polar-emulator listening on {}", emulator.base_url());
     std::io::stdout().flush()?;
-    tracing::info!(address = %emulator.base_url(), rate_limit = cli.rate_limit, "serving");
+    let versions = emulator.api_versions();
+    tracing::info!(
+        address = %emulator.base_url(),
+        rate_limit = cli.rate_limit,
+        api_versions = %versions.versions.join(","),
+        default_api_version = %versions.default,
+        "serving"
+    );
     stop_signal().await;
     tracing::info!("shutting down");
     emulator.shutdown().await;

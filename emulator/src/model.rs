@@ -75,9 +75,10 @@ pub enum PriceKind {
         meter_id: Uuid,
         meter_name: String,
     },
-    /// The emulator's stand-in for Polar's unit-based pricing (not in the spec).
+    /// Polar's `unit_based` price: one volume tier of `unit_amount` (cents,
+    /// a decimal string) per unit, up to `maximum_units`.
     Unit {
-        amount: i64,
+        unit_amount: String,
         minimum_units: i64,
         maximum_units: Option<i64>,
     },
@@ -129,11 +130,28 @@ pub struct Product {
     pub metadata: Map<String, Value>,
     pub created_at: DateTime<Utc>,
     pub modified_at: Option<DateTime<Utc>>,
+    /// The seed's word on `is_deletable`, over the emulator's own rule.
+    pub deletable_override: Option<bool>,
+    /// Set by `DELETE /v1/products/{id}`; a deleted product is gone from the API.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl Product {
     pub fn is_recurring(&self) -> bool {
         self.recurring_interval.is_some()
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
+    /// Polar's `is_deletable`: false while an order, subscription, trial or
+    /// discount references the product. The emulator has no orders or
+    /// subscriptions, so a discount restricted to the product is what counts
+    /// (unless the seed says otherwise).
+    pub fn is_deletable<'a>(&self, mut discounts: impl Iterator<Item = &'a Discount>) -> bool {
+        self.deletable_override
+            .unwrap_or_else(|| !discounts.any(|d| d.products.contains(&self.id)))
     }
 
     pub fn from_seed(s: &SeedProduct, index: usize) -> Self {
@@ -156,6 +174,8 @@ impl Product {
             metadata: s.metadata.clone(),
             created_at,
             modified_at: None,
+            deletable_override: s.is_deletable,
+            deleted_at: None,
         }
     }
 }
@@ -198,8 +218,11 @@ fn price_from_seed(product: Uuid, p: &SeedPrice, index: usize, created_at: DateT
                 .unwrap_or_else(|| derived_id(product, 100 + index as u8)),
             meter_name: p.meter_name.clone().unwrap_or_else(|| "Usage".into()),
         },
-        "unit" => PriceKind::Unit {
-            amount: p.amount.unwrap_or(0),
+        "unit_based" | "unit" => PriceKind::Unit {
+            unit_amount: p
+                .unit_amount
+                .clone()
+                .unwrap_or_else(|| p.amount.unwrap_or(0).to_string()),
             minimum_units: p.minimum_units.unwrap_or(1),
             maximum_units: p.maximum_units,
         },

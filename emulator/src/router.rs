@@ -13,6 +13,7 @@ pub enum RouteKind {
     LinkRedirect,
     ProductsList,
     ProductGet,
+    ProductDelete,
     DiscountsList,
     DiscountGet,
     OrganizationsList,
@@ -51,7 +52,10 @@ const ROUTES: &[RouteDef] = &[
     },
     RouteDef {
         template: "/v1/products/{id}",
-        methods: &[(Method::GET, RouteKind::ProductGet)],
+        methods: &[
+            (Method::GET, RouteKind::ProductGet),
+            (Method::DELETE, RouteKind::ProductDelete),
+        ],
     },
     RouteDef {
         template: "/v1/discounts/",

@@ -72,6 +72,10 @@ pub struct SeedProduct {
     pub metadata: Map<String, Value>,
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
+    /// Overrides `is_deletable` (by default: false while a discount is
+    /// restricted to the product).
+    #[serde(default)]
+    pub is_deletable: Option<bool>,
 }
 
 impl Default for SeedProduct {
@@ -87,6 +91,7 @@ impl Default for SeedProduct {
             prices: Vec::new(),
             metadata: Map::new(),
             created_at: None,
+            is_deletable: None,
         }
     }
 }
@@ -100,7 +105,8 @@ fn usd() -> String {
 }
 
 /// A price. `type` is `fixed`, `custom`, `free`, `seat_based`, `metered_unit`
-/// or `unit`; the other fields apply to the type that names them.
+/// or `unit_based` (`unit` is an older name for it); the other fields apply to
+/// the type that names them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedPrice {
@@ -110,7 +116,7 @@ pub struct SeedPrice {
     pub kind: String,
     #[serde(default = "usd")]
     pub currency: String,
-    /// `fixed`: price in cents; `unit`: price per unit in cents.
+    /// `fixed`: price in cents; `unit_based`: price per unit in cents.
     #[serde(default)]
     pub amount: Option<i64>,
     #[serde(default)]
@@ -124,7 +130,7 @@ pub struct SeedPrice {
     pub seat_tier_type: Option<String>,
     #[serde(default)]
     pub tiers: Vec<SeedSeatTier>,
-    /// `metered_unit`: decimal string, cents per unit.
+    /// `metered_unit` and `unit_based`: decimal string, cents per unit.
     #[serde(default)]
     pub unit_amount: Option<String>,
     #[serde(default)]
@@ -133,7 +139,7 @@ pub struct SeedPrice {
     pub meter_id: Option<Uuid>,
     #[serde(default)]
     pub meter_name: Option<String>,
-    /// `unit`: the allowed range of preset units.
+    /// `unit_based`: the purchasable range of units.
     #[serde(default)]
     pub minimum_units: Option<i64>,
     #[serde(default)]
@@ -330,10 +336,18 @@ fn validate_price(product: Uuid, p: &SeedPrice) -> anyhow::Result<()> {
             p.unit_amount.is_some(),
             "product {product}: a metered_unit price needs `unit_amount`"
         ),
-        "unit" => ensure!(
-            p.amount.is_some(),
-            "product {product}: a unit price needs `amount`"
-        ),
+        "unit_based" | "unit" => {
+            ensure!(
+                p.amount.is_some() != p.unit_amount.is_some(),
+                "product {product}: a unit_based price needs `amount` or `unit_amount` (one of them)"
+            );
+            if let Some(a) = &p.unit_amount {
+                ensure!(
+                    a.parse::<f64>().is_ok_and(|a| a.is_finite() && a >= 0.0),
+                    "product {product}: `unit_amount` must be a decimal string"
+                );
+            }
+        }
         other => bail!("product {product}: unknown price type {other:?}"),
     }
     Ok(())

@@ -20,11 +20,7 @@ pub fn validated_products(
     let mut found: Vec<&Product> = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let input = Value::String(id.to_string());
-        let msg = match store
-            .products
-            .get(id)
-            .filter(|p| who.can_access(p.organization_id))
-        {
+        let msg = match store.visible_product(who, *id) {
             None => "Product does not exist.",
             Some(p) if p.is_archived => "Product is archived.",
             Some(p) if p.visibility == "draft" => "Product is a draft.",
@@ -66,7 +62,11 @@ pub fn validated_price(
     let product = store
         .products
         .values()
-        .find(|p| who.can_access(p.organization_id) && p.prices.iter().any(|pr| pr.id == price_id))
+        .find(|p| {
+            !p.is_deleted()
+                && who.can_access(p.organization_id)
+                && p.prices.iter().any(|pr| pr.id == price_id)
+        })
         .ok_or_else(|| fail("Price does not exist."))?;
     if product.is_archived {
         return Err(fail("Product is archived."));

@@ -15,6 +15,7 @@ use crate::seed::Seed;
 use crate::service;
 use crate::validate::create::{CreateInput, ProductSource};
 use crate::validate::update::{Patch, UpdateInput};
+use crate::versions::Shape;
 
 pub const CLIENT_SECRET_PREFIX: &str = "polar_cl_";
 
@@ -56,7 +57,8 @@ pub struct Store {
     pub secrets: HashMap<String, Uuid>,
     /// Checkout sessions opened through a link's redirect.
     pub checkouts: HashMap<String, Uuid>,
-    pub catalog: Catalog,
+    /// The catalogue pre-rendered in each version shape (see [`Store::catalog`]).
+    pub catalogs: [Catalog; 2],
     pub url_template: String,
 }
 
@@ -90,7 +92,7 @@ impl Store {
             link_order: Vec::new(),
             secrets: HashMap::new(),
             checkouts: HashMap::new(),
-            catalog: Catalog::default(),
+            catalogs: Default::default(),
             url_template,
         };
         store.rebuild_catalog();
@@ -98,14 +100,30 @@ impl Store {
     }
 
     pub fn rebuild_catalog(&mut self) {
-        self.catalog = Catalog::build(
-            self.product_order
-                .iter()
-                .filter_map(|id| self.products.get(id)),
-            self.discount_order
-                .iter()
-                .filter_map(|id| self.discounts.get(id)),
-        );
+        let products: Vec<&Product> = self
+            .product_order
+            .iter()
+            .filter_map(|id| self.products.get(id))
+            .collect();
+        let discounts: Vec<&Discount> = self
+            .discount_order
+            .iter()
+            .filter_map(|id| self.discounts.get(id))
+            .collect();
+        let catalogs = Shape::ALL.map(|shape| Catalog::build(&products, &discounts, shape));
+        self.catalogs = catalogs;
+    }
+
+    /// The pre-rendered catalogue for a version's shape.
+    pub fn catalog(&self, shape: Shape) -> &Catalog {
+        &self.catalogs[shape as usize]
+    }
+
+    /// A product the API still serves (not deleted) to a caller who may see it.
+    pub fn visible_product(&self, who: &Principal, id: Uuid) -> Option<&Product> {
+        self.products
+            .get(&id)
+            .filter(|p| !p.is_deleted() && who.can_access(p.organization_id))
     }
 
     pub fn open_checkout(&mut self, secret: String, link: Uuid) {
@@ -122,8 +140,14 @@ impl Store {
             .filter(|l| l.deleted_at.is_none() && who.can_access(l.organization_id))
     }
 
-    pub fn render_link(&self, link: &Link, products: &[Uuid], admin: bool) -> Raw {
-        render::link(link, products, &self.catalog, &self.url_template, admin)
+    pub fn render_link(&self, link: &Link, products: &[Uuid], shape: Shape, admin: bool) -> Raw {
+        render::link(
+            link,
+            products,
+            self.catalog(shape),
+            &self.url_template,
+            admin,
+        )
     }
 
     pub fn create_link(
@@ -303,11 +327,41 @@ impl Store {
     /// Archives a product: it leaves every link, and links left empty are
     /// soft-deleted (`product/service.py`, `checkout_link/repository.py`).
     pub fn archive_product(&mut self, id: Uuid, now: DateTime<Utc>) -> bool {
-        let Some(p) = self.products.get_mut(&id) else {
+        let Some(p) = self.products.get_mut(&id).filter(|p| !p.is_deleted()) else {
             return false;
         };
         p.is_archived = true;
         p.modified_at = Some(now);
+        self.remove_from_links(id, now);
+        self.rebuild_catalog();
+        true
+    }
+
+    /// `DELETE /v1/products/{id}`: 404 when the caller cannot see it, 409
+    /// while it is not deletable; otherwise it is gone from the API and, as
+    /// when archived, from every link (links left empty are soft-deleted).
+    pub fn delete_product(
+        &mut self,
+        who: &Principal,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), Resp> {
+        let product = self
+            .visible_product(who, id)
+            .ok_or_else(http::resource_not_found)?;
+        if !product.is_deletable(self.discounts.values()) {
+            return Err(http::product_not_deletable());
+        }
+        if let Some(p) = self.products.get_mut(&id) {
+            p.deleted_at = Some(now);
+            p.modified_at = Some(now);
+        }
+        self.remove_from_links(id, now);
+        self.rebuild_catalog();
+        Ok(())
+    }
+
+    fn remove_from_links(&mut self, id: Uuid, now: DateTime<Utc>) {
         for link in self.links.values_mut().filter(|l| l.deleted_at.is_none()) {
             link.products.retain(|p| *p != id);
             if link.products.is_empty() {
@@ -315,8 +369,6 @@ impl Store {
                 link.modified_at = Some(now);
             }
         }
-        self.rebuild_catalog();
-        true
     }
 }
 

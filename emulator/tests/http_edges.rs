@@ -21,7 +21,7 @@ async fn responses_carry_cache_control_and_the_polar_version() {
         api.get("/v1/unknown", ACME_TOKEN).await,
     ] {
         assert_eq!(r.header("cache-control"), Some("private, no-store"));
-        assert_eq!(r.header("polar-version"), Some("2026-04"));
+        assert_eq!(r.header("polar-version"), Some("2026-10"));
     }
     assert_eq!(
         api.get("/v1/checkout-links/", ACME_TOKEN)

@@ -28,7 +28,7 @@ async fn requests_over_the_limit_get_429_with_an_empty_body_and_retry_after() {
     assert_eq!(r.header("retry-after"), Some("60"));
     assert_eq!(r.header("cache-control"), None);
     assert_eq!(r.header("content-type"), None);
-    assert_eq!(r.header("polar-version"), Some("2026-04"));
+    assert_eq!(r.header("polar-version"), Some("2026-10"));
 }
 
 #[tokio::test]

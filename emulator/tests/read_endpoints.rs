@@ -41,8 +41,9 @@ async fn a_product_is_returned_with_prices_and_archived_products_too() {
 async fn product_list_filters_by_id_archived_and_query() {
     let api = Api::start().await;
     let r = api.get("/v1/products/?limit=100", ACME_TOKEN).await;
-    assert_eq!(r.body["pagination"]["total_count"], 7);
-    assert_eq!(ids(&r)[0], CONSULTING, "newest first by default");
+    assert_eq!(r.body["pagination"]["total_count"], 8);
+    assert_eq!(ids(&r)[0], CREDITS, "newest first by default");
+    assert_eq!(ids(&r)[1], CONSULTING);
     let r = api
         .get(
             &format!("/v1/products/?id={EBOOK}&id={TEAM}&id={GLOBEX_WIDGET}&sorting=created_at"),

@@ -6,7 +6,7 @@ fn the_demo_seed_has_two_organizations_tokens_products_and_discounts() {
     let seed = Seed::demo();
     assert_eq!(seed.organizations.len(), 2);
     assert_eq!(seed.tokens.len(), 4);
-    assert_eq!(seed.products.len(), 8);
+    assert_eq!(seed.products.len(), 9);
     assert_eq!(seed.discounts.len(), 3);
     for t in &seed.tokens {
         let prefix = &t.token[..10];

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{Raw, raw};
 use crate::model::{Discount, DiscountAmount, Price, PriceKind, Product, timestamp};
+use crate::versions::Shape;
 
 #[derive(Serialize)]
 struct SeatTiersOut<'a> {
@@ -16,6 +17,22 @@ struct SeatTiersOut<'a> {
     tiers: Vec<Value>,
     minimum_seats: i64,
     maximum_seats: Option<i64>,
+}
+
+/// `Tiers`: `{"type": "volume" | "graduated", "tiers": [{"bound", "unit_amount"}]}`.
+#[derive(Serialize)]
+struct TiersOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    tiers: Vec<TierOut>,
+}
+
+/// `Tier`: a rate in cents (a decimal string) up to and including `bound`
+/// (`null`: unbounded).
+#[derive(Serialize)]
+struct TierOut {
+    bound: Option<i64>,
+    unit_amount: String,
 }
 
 #[derive(Serialize)]
@@ -32,6 +49,12 @@ enum PriceExtra<'a> {
     Seat {
         seat_tiers: SeatTiersOut<'a>,
     },
+    /// 2027-01's seat-based price.
+    SeatTiered {
+        tiers: TiersOut<'a>,
+        minimum_units: Option<i64>,
+        maximum_units: Option<i64>,
+    },
     Metered {
         unit_amount: &'a str,
         cap_amount: Option<i64>,
@@ -39,8 +62,9 @@ enum PriceExtra<'a> {
         meter: Value,
     },
     Unit {
-        price_amount: i64,
-        minimum_units: i64,
+        tiers: TiersOut<'a>,
+        minimum_units: Option<i64>,
+        unit_label: Option<Value>,
         maximum_units: Option<i64>,
     },
 }
@@ -60,7 +84,8 @@ struct PriceOut<'a> {
     extra: PriceExtra<'a>,
 }
 
-pub fn price(p: &Price) -> Raw {
+/// A price as `shape`'s version writes it.
+pub fn price(p: &Price, shape: Shape) -> Raw {
     let (amount_type, extra) = match &p.kind {
         PriceKind::Fixed { amount } => (
             "fixed",
@@ -81,6 +106,29 @@ pub fn price(p: &Price) -> Raw {
                 preset_amount: *preset,
             },
         ),
+        PriceKind::SeatBased { tier_type, tiers } if shape == Shape::Tiers => {
+            let (min, max) = p.seat_range().unwrap_or((1, None));
+            // Each tier runs from the previous bound to its own; the seat
+            // range moves to minimum_units / maximum_units.
+            let tiers = tiers
+                .iter()
+                .map(|t| TierOut {
+                    bound: t.max_seats,
+                    unit_amount: t.price_per_seat.to_string(),
+                })
+                .collect();
+            (
+                "seat_based",
+                PriceExtra::SeatTiered {
+                    tiers: TiersOut {
+                        kind: tier_type,
+                        tiers,
+                    },
+                    minimum_units: Some(min),
+                    maximum_units: max,
+                },
+            )
+        }
         PriceKind::SeatBased { tier_type, tiers } => {
             let (min, max) = p.seat_range().unwrap_or((1, None));
             let tiers = tiers
@@ -114,14 +162,21 @@ pub fn price(p: &Price) -> Raw {
             },
         ),
         PriceKind::Unit {
-            amount,
+            unit_amount,
             minimum_units,
             maximum_units,
         } => (
-            "unit",
+            "unit_based",
             PriceExtra::Unit {
-                price_amount: *amount,
-                minimum_units: *minimum_units,
+                tiers: TiersOut {
+                    kind: "volume",
+                    tiers: vec![TierOut {
+                        bound: *maximum_units,
+                        unit_amount: unit_amount.clone(),
+                    }],
+                },
+                minimum_units: Some(*minimum_units),
+                unit_label: None,
                 maximum_units: *maximum_units,
             },
         ),
@@ -159,6 +214,8 @@ struct ProductOut<'a> {
     is_archived: bool,
     organization_id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
+    is_deletable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     prices: Option<Vec<&'a RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     benefits: Option<Vec<Value>>,
@@ -178,7 +235,8 @@ pub enum ProductForm {
     Discount,
 }
 
-pub fn product(p: &Product, prices: &[Raw], form: ProductForm) -> Raw {
+/// `is_deletable` is written on the full form only (`Product`).
+pub fn product(p: &Product, prices: &[Raw], form: ProductForm, is_deletable: bool) -> Raw {
     let with_lists = form != ProductForm::Discount;
     raw(&ProductOut {
         metadata: &p.metadata,
@@ -197,6 +255,7 @@ pub fn product(p: &Product, prices: &[Raw], form: ProductForm) -> Raw {
         is_recurring: p.is_recurring(),
         is_archived: p.is_archived,
         organization_id: p.organization_id,
+        is_deletable: (form == ProductForm::Full).then_some(is_deletable),
         prices: with_lists.then(|| prices.iter().map(|r| r.as_ref()).collect()),
         benefits: with_lists.then(Vec::new),
         medias: with_lists.then(Vec::new),
@@ -283,7 +342,8 @@ pub fn discount(d: &Discount, products: Option<Vec<&RawValue>>) -> Raw {
     })
 }
 
-/// Pre-rendered JSON of the catalogue, rebuilt whenever a product changes.
+/// Pre-rendered JSON of the catalogue in one version's shape, rebuilt
+/// whenever a product changes. Deleted products are left out.
 #[derive(Default)]
 pub struct Catalog {
     pub product_link: HashMap<Uuid, Raw>,
@@ -294,22 +354,20 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn build<'a>(
-        products: impl Iterator<Item = &'a Product> + Clone,
-        discounts: impl Iterator<Item = &'a Discount>,
-    ) -> Catalog {
+    pub fn build(products: &[&Product], discounts: &[&Discount], shape: Shape) -> Catalog {
         let mut c = Catalog::default();
         let mut discount_products: HashMap<Uuid, Raw> = HashMap::new();
-        for p in products {
-            let prices: Vec<Raw> = p.prices.iter().map(price).collect();
+        for p in products.iter().filter(|p| !p.is_deleted()) {
+            let prices: Vec<Raw> = p.prices.iter().map(|pr| price(pr, shape)).collect();
             if let (Some(first), Some(raw)) = (p.prices.first(), prices.first()) {
                 c.first_price.insert(p.id, (first.id, raw.clone()));
             }
+            let deletable = p.is_deletable(discounts.iter().copied());
             c.product_link
-                .insert(p.id, product(p, &prices, ProductForm::Link));
+                .insert(p.id, product(p, &prices, ProductForm::Link, deletable));
             c.product_full
-                .insert(p.id, product(p, &prices, ProductForm::Full));
-            discount_products.insert(p.id, product(p, &[], ProductForm::Discount));
+                .insert(p.id, product(p, &prices, ProductForm::Full, deletable));
+            discount_products.insert(p.id, product(p, &[], ProductForm::Discount, deletable));
         }
         for d in discounts {
             c.discount_minimal.insert(d.id, discount(d, None));

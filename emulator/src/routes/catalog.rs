@@ -72,7 +72,7 @@ fn first_amount(p: &Product) -> (String, i64) {
         Some(PriceKind::Custom { minimum, .. }) => ("custom".into(), *minimum),
         Some(PriceKind::SeatBased { .. }) => ("seat_based".into(), 0),
         Some(PriceKind::MeteredUnit { .. }) => ("metered_unit".into(), 0),
-        Some(PriceKind::Unit { amount, .. }) => ("unit".into(), *amount),
+        Some(PriceKind::Unit { .. }) => ("unit_based".into(), 0),
         Some(PriceKind::Free) | None => ("fixed".into(), 0),
     }
 }
@@ -98,8 +98,7 @@ pub fn list_products(ctx: &Ctx) -> Result<Resp, Resp> {
     let mut items: Vec<&Product> = store
         .product_order
         .iter()
-        .filter_map(|id| store.products.get(id))
-        .filter(|p| who.can_access(p.organization_id))
+        .filter_map(|id| store.visible_product(who, *id))
         .filter(|p| ids.as_ref().is_none_or(|ids| ids.contains(&p.id)))
         .filter(|p| orgs.as_ref().is_none_or(|o| o.contains(&p.organization_id)))
         .filter(|p| archived.is_none_or(|a| p.is_archived == a))
@@ -123,7 +122,7 @@ pub fn list_products(ctx: &Ctx) -> Result<Resp, Resp> {
     let (items, total) = page_of(items, page);
     let raws: Vec<_> = items
         .iter()
-        .map(|p| &store.catalog.product_full[&p.id])
+        .map(|p| &store.catalog(ctx.shape).product_full[&p.id])
         .collect();
     Ok(list_response(&raws, total, page))
 }
@@ -141,15 +140,24 @@ fn get_one(
 pub fn get_product(ctx: &Ctx) -> Result<Resp, Resp> {
     get_one(ctx, scopes::PRODUCTS_READ, |who, id| {
         let store = ctx.shared.store.locked();
-        let p = store
-            .products
-            .get(&id)
-            .filter(|p| who.can_access(p.organization_id))?;
+        let p = store.visible_product(who, id)?;
         Some(http::json_bytes(
             StatusCode::OK,
-            store.catalog.product_full[&p.id].get().as_bytes().to_vec(),
+            store.catalog(ctx.shape).product_full[&p.id]
+                .get()
+                .as_bytes()
+                .to_vec(),
         ))
     })
+}
+
+/// `DELETE /v1/products/{id}`: 204, 404, or 409 `ProductNotDeletable`.
+pub fn delete_product(ctx: &Ctx) -> Result<Resp, Resp> {
+    let who = require(ctx.principal, scopes::PRODUCTS_WRITE)?;
+    let id = path_id(ctx).map_err(|e| http::request_validation(&[e]))?;
+    let mut store = ctx.shared.store.locked();
+    store.delete_product(who, id, chrono::Utc::now())?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
 const DISCOUNT_SORT: &[&str] = &["created_at", "name", "code", "redemptions_count", "ends_at"];
@@ -191,7 +199,7 @@ pub fn list_discounts(ctx: &Ctx) -> Result<Resp, Resp> {
     let (items, total) = page_of(items, page);
     let raws: Vec<_> = items
         .iter()
-        .map(|d| &store.catalog.discount_full[&d.id])
+        .map(|d| &store.catalog(ctx.shape).discount_full[&d.id])
         .collect();
     Ok(list_response(&raws, total, page))
 }
@@ -205,7 +213,10 @@ pub fn get_discount(ctx: &Ctx) -> Result<Resp, Resp> {
             .filter(|d| who.can_access(d.organization_id))?;
         Some(http::json_bytes(
             StatusCode::OK,
-            store.catalog.discount_full[&d.id].get().as_bytes().to_vec(),
+            store.catalog(ctx.shape).discount_full[&d.id]
+                .get()
+                .as_bytes()
+                .to_vec(),
         ))
     })
 }

@@ -36,15 +36,15 @@ pub fn list(ctx: &Ctx) -> Result<Resp, Resp> {
     let (rows, total) = store.list_links(who, &filter, page);
     let items: Vec<_> = rows
         .iter()
-        .map(|(id, products)| store.render_link(&store.links[id], products, false))
+        .map(|(id, products)| store.render_link(&store.links[id], products, ctx.shape, false))
         .collect();
     Ok(list_response(&items, total, page))
 }
 
 /// The link as the write left it.
-fn written(store: &Store, id: Uuid, status: StatusCode) -> Resp {
+fn written(ctx: &Ctx, store: &Store, id: Uuid, status: StatusCode) -> Resp {
     let link = &store.links[&id];
-    let raw = store.render_link(link, &link.products, false);
+    let raw = store.render_link(link, &link.products, ctx.shape, false);
     http::json_bytes(status, raw.get().as_bytes().to_vec())
 }
 
@@ -57,7 +57,7 @@ pub fn create(ctx: &Ctx) -> Result<Resp, Resp> {
     let id = store
         .create_link(who, input, Utc::now())
         .map_err(|e| e.response())?;
-    Ok(written(&store, id, StatusCode::CREATED))
+    Ok(written(ctx, &store, id, StatusCode::CREATED))
 }
 
 pub fn get(ctx: &Ctx) -> Result<Resp, Resp> {
@@ -67,7 +67,7 @@ pub fn get(ctx: &Ctx) -> Result<Resp, Resp> {
     let link = store
         .visible_link(who, id)
         .ok_or_else(http::resource_not_found)?;
-    let raw = store.render_link(link, &link.products, false);
+    let raw = store.render_link(link, &link.products, ctx.shape, false);
     Ok(http::json_bytes(
         StatusCode::OK,
         raw.get().as_bytes().to_vec(),
@@ -96,7 +96,7 @@ pub fn update(ctx: &Ctx) -> Result<Resp, Resp> {
     store
         .update_link(who, id, input, Utc::now())
         .map_err(|e| e.response())?;
-    Ok(written(&store, id, StatusCode::OK))
+    Ok(written(ctx, &store, id, StatusCode::OK))
 }
 
 pub fn delete(ctx: &Ctx) -> Result<Resp, Resp> {

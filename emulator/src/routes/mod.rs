@@ -14,6 +14,7 @@ use crate::json::{self, J};
 use crate::router::RouteKind;
 use crate::validate::fields;
 use crate::validate::query::{Page, Query};
+use crate::versions::Shape;
 
 pub mod catalog;
 pub mod links;
@@ -29,6 +30,8 @@ pub struct Ctx<'a> {
     pub body: &'a [u8],
     pub content_type: Option<&'a str>,
     pub host: Option<&'a str>,
+    /// How the request's API version writes the JSON that differs.
+    pub shape: Shape,
 }
 
 /// Runs a handler; an early answer (401, 403, 404, 422, ...) is an `Err`.
@@ -43,6 +46,7 @@ pub fn dispatch(kind: RouteKind, ctx: &Ctx) -> Resp {
         RouteKind::CheckoutPage => redirect::checkout_page(ctx),
         RouteKind::ProductsList => catalog::list_products(ctx),
         RouteKind::ProductGet => catalog::get_product(ctx),
+        RouteKind::ProductDelete => catalog::delete_product(ctx),
         RouteKind::DiscountsList => catalog::list_discounts(ctx),
         RouteKind::DiscountGet => catalog::get_discount(ctx),
         RouteKind::OrganizationsList => catalog::list_organizations(ctx),

@@ -27,6 +27,7 @@ pub const ARCHIVED: &str = "a1000000-0000-4000-8000-000000000005";
 pub const DRAFT: &str = "a1000000-0000-4000-8000-000000000006";
 pub const CONSULTING: &str = "a1000000-0000-4000-8000-000000000007";
 pub const GLOBEX_WIDGET: &str = "a2000000-0000-4000-8000-000000000001";
+pub const CREDITS: &str = "a1000000-0000-4000-8000-000000000008";
 
 pub const EBOOK_PRICE: &str = "b1000000-0000-4000-8000-000000000001";
 pub const ARCHIVED_PRICE: &str = "b1000000-0000-4000-8000-000000000005";
@@ -97,7 +98,22 @@ impl Api {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Res {
+        self.send_with(method, path, token, body, &[]).await
+    }
+
+    /// `send` with extra request headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Res {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -115,6 +131,18 @@ impl Api {
             text,
             body,
         }
+    }
+
+    /// GET with a `Polar-Version` header.
+    pub async fn get_at(&self, version: &str, path: &str, token: &str) -> Res {
+        self.send_with(
+            Method::GET,
+            path,
+            Some(token),
+            None,
+            &[("polar-version", version)],
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Res {
