@@ -35,6 +35,8 @@ test: prereqs toolchain tools ## everything CI runs: fmt, clippy, unit, CRD, emu
 	  $(CARGO) test --workspace --locked
 	@echo "==> schemathesis against the emulator"
 	@$(MAKE) --no-print-directory schemathesis
+	@echo "==> Polar's official Python SDK against the emulator"
+	@$(MAKE) --no-print-directory polar-sdk
 
 .PHONY: prereqs
 prereqs: ## check the toolchains make cannot install by itself (one line per missing piece)
