@@ -198,7 +198,9 @@ pub fn plain_words(error: &Error) -> String {
 
 /// The reason for a 422 from Polar's service checks. Polar gives these no code: the location
 /// says which field, and for products only the message tells an archived product from a
-/// missing or draft one (`server/polar/checkout_link/service.py`).
+/// missing or draft one (`server/polar/checkout_link/service.py`). Other fields (a discount
+/// that does not apply, seats the products do not allow) read as an invalid spec, retried
+/// slowly all the same.
 fn state_reason(problems: &[Problem]) -> Reason {
     let at = |prefix: &'static str| {
         problems
@@ -209,8 +211,6 @@ fn state_reason(problems: &[Problem]) -> Reason {
         Reason::ProductArchived
     } else if at("products").next().is_some() {
         Reason::ProductUnavailable
-    } else if at("discount_id").next().is_some() {
-        Reason::DiscountUnavailable
     } else {
         Reason::InvalidSpec
     }

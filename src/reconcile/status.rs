@@ -50,8 +50,6 @@ pub enum Reason {
     /// A product of the link does not exist in Polar (or not in the token's organisation), or
     /// is a draft.
     ProductUnavailable,
-    /// The preset discount does not exist or does not apply to every product.
-    DiscountUnavailable,
     /// The adoption annotation names a link that does not exist.
     AdoptionFailed,
     /// The Polar link belongs to another CheckoutLink, or the annotation names another link.
@@ -88,7 +86,6 @@ impl Reason {
             Reason::InvalidSpec => "InvalidSpec",
             Reason::ProductArchived => "ProductArchived",
             Reason::ProductUnavailable => "ProductUnavailable",
-            Reason::DiscountUnavailable => "DiscountUnavailable",
             Reason::AdoptionFailed => "AdoptionFailed",
             Reason::OwnershipConflict => "OwnershipConflict",
             Reason::CredentialsMissing => "CredentialsMissing",

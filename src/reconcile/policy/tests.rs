@@ -83,13 +83,13 @@ fn rows() -> Vec<Row> {
             uncertain_if_creating: false,
         },
         Row {
-            says: "a discount that does not apply stalls, and is looked at again later",
+            says: "a discount that does not apply stalls as an invalid spec, looked at again later",
             error: polar(service_422(
                 "discount_id",
                 None,
                 "Discount does not exist or is not applicable to this product.",
             )),
-            reason: Reason::DiscountUnavailable,
+            reason: Reason::InvalidSpec,
             then: StallThenRetrySlowly,
             uncertain_if_creating: false,
         },
