@@ -20,6 +20,8 @@ pub struct Fake {
     pub fail: Mutex<VecDeque<PolarError>>,
     /// `organizations()` answers this (default: forbidden, as without the scope).
     pub orgs: Mutex<Option<Vec<String>>>,
+    /// While set, list calls wait (a sweep that has not finished yet).
+    pub hold_lists: std::sync::atomic::AtomicBool,
 }
 
 impl Fake {
@@ -115,6 +117,9 @@ impl CheckoutLinks for Fake {
         }
     }
     async fn list(&self, query: &ListQuery) -> Result<Page, PolarError> {
+        while self.hold_lists.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         self.call(format!("list {}", query.page))?;
         let links = self.links.lock().unwrap();
         let start = ((query.page - 1) * query.limit) as usize;

@@ -150,3 +150,96 @@ pub async fn delete(account: &Arc<Account>, id: &str) -> Result<bool, Error> {
 pub fn residual_diff(desired: &LinkFields, link: &Link) -> Vec<&'static str> {
     crate::polar::fields::diff(desired, &link.fields).field_names()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::polar::LinkPatch;
+    use crate::polar::fake::{self, Fake, credentials, link};
+
+    fn account(fake: &Arc<Fake>) -> (crate::polar::account::Pool, Arc<Account>) {
+        let (pool, _reports) = fake::pool(fake.clone(), Duration::from_secs(3600));
+        let account = pool.account(&credentials("t")).unwrap();
+        (pool, account)
+    }
+
+    #[tokio::test]
+    async fn plans_cost_one_call_at_most() {
+        let fields = LinkFields {
+            products: vec!["p".into()],
+            ..Default::default()
+        };
+        let current = link("a", fields.clone());
+        let fake = Fake::with(vec![current.clone()]);
+        let (_pool, account) = account(&fake);
+        assert!(matches!(
+            execute(&account, Plan::InSync(current.clone()))
+                .await
+                .unwrap(),
+            Done::InSync(_)
+        ));
+        let patch = LinkPatch {
+            label: Some(Some("x".into())),
+            ..Default::default()
+        };
+        match execute(
+            &account,
+            Plan::Update {
+                link: current.clone(),
+                patch,
+            },
+        )
+        .await
+        .unwrap()
+        {
+            Done::Updated { link, fields } => {
+                assert_eq!(fields, ["label"]);
+                assert_eq!(link.fields.label.as_deref(), Some("x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let adopted = execute(
+            &account,
+            Plan::Adopt {
+                link: current,
+                patch: LinkPatch::default(),
+                by: AdoptedBy::Annotation,
+            },
+        );
+        assert!(matches!(adopted.await.unwrap(), Done::Adopted { .. }));
+        assert!(matches!(
+            execute(&account, Plan::Create(fields)).await.unwrap(),
+            Done::Created(_)
+        ));
+        assert_eq!(fake.calls(), ["update a [\"label\"]", "create"]);
+    }
+
+    #[tokio::test]
+    async fn failures_name_the_activity() {
+        let fake = Fake::with(vec![]);
+        let (_pool, account) = account(&fake);
+        fake.fail_next(PolarError::Server { status: 503 });
+        let failure = execute(&account, Plan::Create(LinkFields::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.activity, Activity::Creating);
+        assert_eq!(failure.error.category(), "polar_server");
+    }
+
+    #[tokio::test]
+    async fn delete_tells_a_deletion_from_a_404() {
+        let fake = Fake::with(vec![link("a", LinkFields::default())]);
+        let (_pool, account) = account(&fake);
+        assert!(delete(&account, "a").await.unwrap());
+        assert!(!delete(&account, "a").await.unwrap());
+        fake.fail_next(PolarError::Unauthorized {
+            message: "no".into(),
+        });
+        assert_eq!(
+            delete(&account, "a").await.unwrap_err().category(),
+            "polar_credentials"
+        );
+    }
+}

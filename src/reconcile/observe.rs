@@ -231,3 +231,6 @@ pub fn trust_not_found(account: &Account, status_org: Option<&str>) -> bool {
         Some(org) => known.iter().any(|o| o.eq_ignore_ascii_case(org)),
     }
 }
+
+#[cfg(test)]
+mod tests;
