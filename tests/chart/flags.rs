@@ -80,6 +80,8 @@ fn every_operator_flag_is_set_from_the_values() {
     assert_eq!(settings.polar_timeout, Duration::from_secs(10));
     assert_eq!(settings.polar_rate_share, 0.5);
     assert_eq!(settings.polar_rate_limit, Some(300));
+    assert_eq!(settings.polar_api_version, "2027-01");
+    assert!(settings.allow_insecure_servers);
     assert_eq!(config.log_format, LogFormat::Text);
     assert_eq!(config.log_level, "checkout_link_operator=debug,info");
     assert_eq!(config.metrics_addr.to_string(), "0.0.0.0:9090");
