@@ -44,7 +44,10 @@ async fn every_request_the_operator_sends_carries_the_pinned_api_version() {
         .filter(|r| r.polar_version.as_deref() != Some("2026-10"))
         .map(|r| format!("{} {} {:?}", r.method, r.path, r.polar_version))
         .collect();
-    assert!(unpinned.is_empty(), "requests without Polar-Version 2026-10: {unpinned:?}");
+    assert!(
+        unpinned.is_empty(),
+        "requests without Polar-Version 2026-10: {unpinned:?}"
+    );
     h.finish().await;
 }
 
@@ -72,7 +75,10 @@ async fn a_refused_api_version_stalls_and_neither_creates_nor_deletes() {
         .wait_condition("new", "Stalled", "True", "ApiVersionRefused")
         .await;
     let (_, _, message) = condition(&stalled, "Stalled").unwrap();
-    assert!(message.contains("2026-10"), "the version is named: {message}");
+    assert!(
+        message.contains("2026-10"),
+        "the version is named: {message}"
+    );
     assert!(
         message.contains("--polar-api-version"),
         "the way out is named: {message}"
@@ -97,7 +103,10 @@ async fn a_refused_api_version_stalls_and_neither_creates_nor_deletes() {
         .wait_condition("settled", "Stalled", "True", "ApiVersionRefused")
         .await;
     assert!(deleting.metadata.deletion_timestamp.is_some());
-    assert!(h.emulator.link(&kept).is_some(), "the link is still in Polar");
+    assert!(
+        h.emulator.link(&kept).is_some(),
+        "the link is still in Polar"
+    );
     assert_eq!(h.emulator.links().len(), 1, "nothing was created");
     let writes: Vec<_> = h
         .emulator
@@ -107,6 +116,10 @@ async fn a_refused_api_version_stalls_and_neither_creates_nor_deletes() {
         .filter(|r| r.polar_version.as_deref() == Some("2026-10"))
         .map(|r| format!("{} {} {}", r.method, r.path, r.status))
         .collect();
-    assert_eq!(writes.len(), 1, "only the first create went through: {writes:?}");
+    assert_eq!(
+        writes.len(),
+        1,
+        "only the first create went through: {writes:?}"
+    );
     h.finish().await;
 }

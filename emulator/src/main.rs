@@ -109,19 +109,23 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called, not when the
+/// future is first polled, so a SIGTERM sent right after the "listening" line is not lost
+/// (it would otherwise kill the process with the default action).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
         }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 #[tokio::main]
@@ -145,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
             .collect(),
         default_api_version: cli.default_api_version.trim().to_string(),
     };
+    let stop = stop_signal();
     let emulator = polar_emulator::spawn(config, cli.listen).await?;
     println!("polar-emulator listening on {}", emulator.base_url());
     std::io::stdout().flush()?;
@@ -156,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
         default_api_version = %versions.default,
         "serving"
     );
-    stop_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     emulator.shutdown().await;
     Ok(())

@@ -63,21 +63,21 @@ pub fn woken_by<'a>(
                 || link.uid().is_some_and(|uid| uids.contains(uid.as_str()))
                 || (report.warmed && in_org)
         })
-        .map(|link| ObjectRef::from_obj(&guard(link)))
+        .map(object_ref)
         .collect()
 }
 
-fn guard(link: &CheckoutLink) -> Guarded {
-    DeserializeGuard(Ok(link.clone()))
+fn object_ref(link: &CheckoutLink) -> ObjectRef<Guarded> {
+    let r = ObjectRef::new(&link.name_any());
+    match link.namespace() {
+        Some(ns) => r.within(&ns),
+        None => r,
+    }
 }
 
-/// The valid CheckoutLinks in the controller's store.
-pub fn valid(store: &Store<Guarded>) -> Vec<CheckoutLink> {
-    store
-        .state()
-        .iter()
-        .filter_map(|g| g.0.as_ref().ok().cloned())
-        .collect()
+/// The valid CheckoutLinks in the controller's store (shared, not copied).
+fn valid(objects: &[Arc<Guarded>]) -> impl Iterator<Item = &CheckoutLink> {
+    objects.iter().filter_map(|g| g.0.as_ref().ok())
 }
 
 /// Turns sweep reports into reconcile requests (and metrics).
@@ -101,8 +101,8 @@ pub fn from_sweeps(
                     "swept"
                 );
             }
-            let links = valid(&store);
-            for object in woken_by(&report, &links) {
+            let objects = store.state();
+            for object in woken_by(&report, valid(&objects)) {
                 if tx.send(object).is_err() {
                     return;
                 }
@@ -143,8 +143,8 @@ where
                     name: secret.name_any(),
                 };
                 let default = ctx.settings.default_credentials.as_ref();
-                let users: Vec<CheckoutLink> = valid(&store)
-                    .into_iter()
+                let objects = store.state();
+                let users: Vec<&CheckoutLink> = valid(&objects)
                     .filter(|l| uses_secret(l, &name, default))
                     .collect();
                 let Some(first) = users.first() else {
@@ -166,7 +166,7 @@ where
                     continue;
                 }
                 for link in &users {
-                    if tx.send(ObjectRef::from_obj(&guard(link))).is_err() {
+                    if tx.send(object_ref(link)).is_err() {
                         return;
                     }
                 }
