@@ -153,8 +153,9 @@ async fn sync(
 fn search_from(ctx: &Context, link: &CheckoutLink, memory: &Memory) -> Option<Instant> {
     let timeout = ctx.settings.polar_timeout;
     let uncertain = memory.uncertain_since.map(|t| t + timeout);
-    let inherited =
-        (memory.known.is_none() && ctx.predates_start(link)).then(|| ctx.started.1 + timeout);
+    let inherited = ctx
+        .may_have_been_handled_before(link, memory)
+        .then(|| ctx.started.1 + timeout);
     uncertain.max(inherited)
 }
 

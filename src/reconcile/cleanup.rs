@@ -66,7 +66,10 @@ pub(super) async fn cleanup(ctx: &Context, link: &CheckoutLink) -> Result<Action
     let known = Context::known_link(link, &memory);
     let orphan = link.spec.deletion_policy == Some(DeletionPolicy::Orphan);
     // Nothing was ever created as far as anyone knows: nothing to delete, no call to make.
-    if known.is_none() && memory.uncertain_since.is_none() && !ctx.predates_start(link) {
+    if known.is_none()
+        && memory.uncertain_since.is_none()
+        && !ctx.may_have_been_handled_before(link, &memory)
+    {
         return finished(ctx, link, &uid, Vec::new(), None, started).await;
     }
     let result = match credentials {
@@ -120,10 +123,10 @@ async fn remove(
     let orgs = account.orgs().await.map_err(polar("list"))?;
     // Every link tagged with the UID, from a sweep made after any create that may still commit.
     let timeout = ctx.settings.polar_timeout;
-    let from = memory
-        .uncertain_since
-        .map(|t| t + timeout)
-        .max(ctx.predates_start(link).then(|| ctx.started.1 + timeout));
+    let from = memory.uncertain_since.map(|t| t + timeout).max(
+        ctx.may_have_been_handled_before(link, memory)
+            .then(|| ctx.started.1 + timeout),
+    );
     let mut ids: Vec<String> = known.iter().cloned().collect();
     if let Some(from) = from {
         let stale: Vec<_> = orgs

@@ -109,12 +109,32 @@ impl Context {
         }
     }
 
-    /// Whether an earlier operator process may have handled the resource: it existed before
-    /// this process started.
-    pub(super) fn predates_start(&self, link: &CheckoutLink) -> bool {
+    /// Whether an earlier operator process may have created a link for the resource that this
+    /// process does not know of: no link is known, the resource existed before this process
+    /// started, and it already carried the finalizer when this process first saw it.
+    pub(super) fn may_have_been_handled_before(
+        &self,
+        link: &CheckoutLink,
+        memory: &Memory,
+    ) -> bool {
         let created = link.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let skew = SignedDuration::try_from(CLOCK_SKEW).unwrap_or_default();
-        created.is_none_or(|c| c <= self.started.0 + skew)
+        let predates = created.is_none_or(|c| c <= self.started.0 + skew);
+        memory.known.is_none() && !memory.unhandled_when_first_seen && predates
+    }
+
+    /// Notes, on the first sight of a resource, whether any operator had handled it yet.
+    pub(super) fn first_sight(&self, uid: &str, has_finalizer: bool) {
+        let mut memory = self.memory();
+        if !memory.contains_key(uid) {
+            memory.insert(
+                uid.to_owned(),
+                Memory {
+                    unhandled_when_first_seen: !has_finalizer,
+                    ..Memory::default()
+                },
+            );
+        }
     }
 
     /// The link this resource owns, as far as this process or the status knows: (id, URL).

@@ -68,6 +68,10 @@ pub struct Memory {
     /// A create was sent at this time without a definite answer: the link may exist, and may
     /// even be committed by Polar up to a request timeout later.
     pub uncertain_since: Option<Instant>,
+    /// This process saw the resource before any operator handled it (it had no finalizer
+    /// yet, and a create always comes after the finalizer): no earlier process can have
+    /// created a link for it.
+    pub unhandled_when_first_seen: bool,
 }
 
 #[cfg(test)]

@@ -294,6 +294,9 @@ async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, E
     let namespace = link
         .namespace()
         .ok_or(Error::MissingObjectField("namespace"))?;
+    if let Some(uid) = link.uid() {
+        ctx.first_sight(&uid, link.finalizers().iter().any(|f| f == FINALIZER));
+    }
     let api: Api<CheckoutLink> = Api::namespaced(ctx.client.clone(), &namespace);
     let span = tracing::info_span!("reconcile", link = %format!("{namespace}/{}", link.name_any()));
     let started = Instant::now();

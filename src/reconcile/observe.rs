@@ -160,7 +160,9 @@ pub async fn observe(account: &Arc<Account>, known: &Known<'_>) -> Result<Observ
         });
     }
 
-    if search_due(&orgs) {
+    // Before creating, the owner index must at least be warm: a link created for the
+    // resource by an operator that stopped before writing the status is in it.
+    if !warm || search_due(&orgs) {
         return Ok(Observation::Wait);
     }
     Ok(from_owned(owned).unwrap_or(Observation::Found {
