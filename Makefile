@@ -76,4 +76,8 @@ cluster-down: ## stop the local control plane started by cluster-up
 	@bash hack/cluster.sh down
 
 .PHONY: bench
-bench: bench-emulator ## all benchmarks (they print figures; nothing is a timed test)
+bench: prereqs tools ## the operator on every DESIGN.md §7 figure (BENCH_N=10000 for the design size), then the emulator alone
+	@echo "==> operator benchmark (N=$${BENCH_N:-1000}; progress on stderr, table on stdout)"
+	TESTENV_BIN_DIR="$$(bash hack/build-tools.sh etcd kube-apiserver kubectl | tail -n 1)" \
+	  $(CARGO) bench --locked --bench operator
+	@$(MAKE) --no-print-directory bench-emulator
