@@ -12,6 +12,9 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::{JsonSchema, json_schema};
 use serde::{Deserialize, Serialize};
 
+mod policy;
+pub use policy::{METADATA_POLICY, metadata_policy_yaml};
+
 /// The finalizer that makes deletion of a `CheckoutLink` delete (or orphan) its Polar link.
 pub const FINALIZER: &str = "polar.sh/checkout-link-cleanup";
 /// Annotation that adopts an existing Polar checkout link instead of creating a new one.
@@ -309,72 +312,6 @@ pub fn crd_yaml() -> String {
     serde_yaml::to_string(&crd()).expect("a CRD always serialises to YAML")
 }
 
-/// Name of the ValidatingAdmissionPolicy (and its binding) that checks `spec.metadata`.
-pub const METADATA_POLICY: &str = "checkoutlinks.polar.sh-metadata";
-
-/// The rules on `spec.metadata` that CRD CEL cannot express (its values have four JSON types,
-/// which CRD rules cannot type-check): a ValidatingAdmissionPolicy, evaluated by the apiserver
-/// with dynamic types, and its binding. Each message names the field.
-pub fn metadata_policy_yaml() -> String {
-    let md = "object.spec.metadata";
-    let each = |cond: &str| format!("!has({md}) || {md}.all(k, {cond})");
-    let rules = [
-        (
-            each("size(k) >= 1 && size(k) <= 40"),
-            "spec.metadata: keys must have 1 to 40 characters",
-        ),
-        (
-            format!("!has({md}) || !('{OWNER_METADATA_KEY}' in {md})"),
-            "spec.metadata: the key k8s_checkout_link_uid is reserved for the operator",
-        ),
-        (
-            each(&format!(
-                "type({md}[k]) == string || type({md}[k]) == int || type({md}[k]) == uint || \
-                 type({md}[k]) == double || type({md}[k]) == bool"
-            )),
-            "spec.metadata: values must be strings, integers, numbers or booleans (no objects, lists or nulls)",
-        ),
-        (
-            each(&format!(
-                "type({md}[k]) != string || (size({md}[k]) >= 1 && size({md}[k]) <= 500)"
-            )),
-            "spec.metadata: string values must have 1 to 500 characters",
-        ),
-        (
-            each(&format!(
-                "type({md}[k]) != string || !{md}[k].contains('\\u0000')"
-            )),
-            "spec.metadata: string values must not contain NUL characters",
-        ),
-    ];
-    let validations: Vec<serde_json::Value> = rules
-        .iter()
-        .map(|(expression, message)| serde_json::json!({"expression": expression, "message": message, "reason": "Invalid"}))
-        .collect();
-    let policy = serde_json::json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": METADATA_POLICY},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{
-                "apiGroups": ["polar.sh"], "apiVersions": ["v1alpha1"],
-                "operations": ["CREATE", "UPDATE"], "resources": ["checkoutlinks"]
-            }]},
-            "validations": validations
-        }
-    });
-    let binding = serde_json::json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": METADATA_POLICY},
-        "spec": {"policyName": METADATA_POLICY, "validationActions": ["Deny"]}
-    });
-    let to_yaml =
-        |v: &serde_json::Value| serde_yaml::to_string(v).expect("JSON values serialise to YAML");
-    format!("{}---\n{}", to_yaml(&policy), to_yaml(&binding))
-}
-
 // ---- schema pieces -------------------------------------------------------------------------
 // Written by hand where the derive cannot say it: list semantics, patterns and CEL rules whose
 // messages name the field.
@@ -424,7 +361,8 @@ fn metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "description": "Key-value metadata stored on the link in Polar and copied to the checkouts it creates. At most 49 keys (Polar allows 50; the operator keeps one, `k8s_checkout_link_uid`, to recognise its own links). Keys have 1 to 40 characters. Values are strings of 1 to 500 characters, integers, numbers or booleans.",
         "maxProperties": MAX_USER_METADATA_KEYS,
         // Values may be of four JSON types, which a structural schema cannot express and CRD
-        // CEL rules cannot type-check; their rules live in the ValidatingAdmissionPolicy below.
+        // CEL rules cannot type-check; their rules live in the ValidatingAdmissionPolicy of
+        // crd/policy.rs.
         "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true},
     })
 }
