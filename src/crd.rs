@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::core::{Message, Rule};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::{JsonSchema, json_schema};
 use serde::{Deserialize, Serialize};
@@ -55,12 +56,21 @@ pub const MAX_USER_METADATA_KEYS: usize = 49;
 pub struct CheckoutLinkSpec {
     /// Internal name of the link, shown only to the merchant in the Polar dashboard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "label_schema")]
+    #[schemars(length(max = 4096))]
+    #[x_kube(validation = Rule::new(r"!self.contains('\u0000')")
+        .message("label must not contain NUL characters"))]
     pub label: Option<String>,
 
     /// Ids (UUID v4) of the Polar products offered by this link, at least one, without
     /// repetition. Their order is the order shown on the checkout page.
-    #[schemars(schema_with = "products_schema")]
+    #[schemars(
+        length(min = 1, max = 100),
+        inner(regex(pattern = UUID4_PATTERN), length(max = 36))
+    )]
+    // No x-kubernetes-list-type: set, whose server-side-apply merge would lose the order.
+    #[x_kube(validation = Rule::new(
+        "self.all(p, self.exists_one(q, q.lowerAscii() == p.lowerAscii()))"
+    ).message("products must not list the same product twice"))]
     pub products: Vec<String>,
 
     /// Discount settings of the checkout.
@@ -79,13 +89,15 @@ pub struct CheckoutLinkSpec {
     /// most 2083 characters. Add `checkout_id={CHECKOUT_ID}` to its query to receive the
     /// checkout id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "success_url_schema")]
+    #[schemars(length(min = 1, max = 2083))]
+    #[x_kube(validation = url_rule("successUrl"))]
     pub success_url: Option<String>,
 
     /// Where the "back" button of the checkout page leads: an absolute http(s) URL of at most
     /// 2083 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "return_url_schema")]
+    #[schemars(length(min = 1, max = 2083))]
+    #[x_kube(validation = url_rule("returnUrl"))]
     pub return_url: Option<String>,
 
     /// Whether the customer must give a full billing address. Default false.
@@ -119,8 +131,8 @@ pub struct CheckoutLinkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretKeyRef>,
 
-    /// What happens to the Polar link when this resource is deleted: `Delete` (default)
-    /// deletes it in Polar, `Orphan` leaves it in place.
+    // Documented on `DeletionPolicy`: for an optional enum, kube hoists the enum's schema, and
+    // with it the enum's description, over the field's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 }
@@ -136,7 +148,7 @@ pub struct DiscountSpec {
     /// Id (UUID v4) of a Polar discount applied automatically. It must belong to the same
     /// organisation and apply to every product of the link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "optional_uuid4_schema")]
+    #[schemars(regex(pattern = UUID4_PATTERN), length(max = 36))]
     pub preset_id: Option<String>,
 }
 
@@ -195,7 +207,12 @@ pub struct UrlParameters {
     pub amount: Option<String>,
     /// Prefills custom checkout fields, by field slug (`custom_field_data.<slug>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "custom_field_data_schema")]
+    #[schemars(extend(
+        "maxProperties" = 50,
+        "additionalProperties" = {"type": "string", "maxLength": 1000}
+    ))]
+    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[a-zA-Z0-9_-]{1,100}$'))")
+        .message("customFieldData keys must be custom field slugs (letters, digits, '-' and '_')"))]
     pub custom_field_data: Option<BTreeMap<String, String>>,
     /// Your own reference, kept on the checkout (`reference_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -313,52 +330,28 @@ pub fn crd_yaml() -> String {
 }
 
 // ---- schema pieces -------------------------------------------------------------------------
-// Written by hand where the derive cannot say it: list semantics, patterns and CEL rules whose
-// messages name the field.
+// What the derive attributes above cannot say. None of them carries a description: schemars
+// puts each field's `///` text over whatever the schema says.
 
 const UUID4_PATTERN: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$";
 
-fn label_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    json_schema!({
-        "type": "string",
-        "description": "Internal name of the link, shown only to the merchant in the Polar dashboard.",
-        "maxLength": 4096,
-        "x-kubernetes-validations": [{
-            "rule": "!self.contains('\\u0000')",
-            "message": "label must not contain NUL characters"
-        }]
-    })
-}
-
-fn products_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    json_schema!({
-        "type": "array",
-        "description": "Ids (UUID v4) of the Polar products offered by this link, at least one, without repetition. Their order is the order shown on the checkout page.",
-        "minItems": 1,
-        "maxItems": 100,
-        "items": {"type": "string", "pattern": UUID4_PATTERN, "maxLength": 36},
-        // No x-kubernetes-list-type: set, whose server-side-apply merge would lose the order.
-        "x-kubernetes-validations": [
-            {"rule": "self.all(p, self.exists_one(q, q.lowerAscii() == p.lowerAscii()))",
-             "message": "products must not list the same product twice"}
-        ]
-    })
-}
-
-fn optional_uuid4_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    json_schema!({
-        "type": "string",
-        "description": "Id (UUID v4) of a Polar discount applied automatically. It must belong to the same organisation and apply to every product of the link.",
-        "pattern": UUID4_PATTERN,
-        "maxLength": 36
-    })
+/// The rule of `successUrl` and `returnUrl`, with a message naming `field`. The expression:
+/// surrounding spaces (Polar trims them), scheme, optional user info, a non-empty host (a name
+/// or a bracketed IPv6 address), optional port, then anything; Polar's remaining normalisation
+/// (punycode, percent-encoding) is not an error.
+fn url_rule(field: &str) -> Rule {
+    Rule::new(
+        r"self.matches('^\\s*[hH][tT][tT][pP][sS]?://([^/?#\\s@]*@)?(\\[[0-9a-fA-F:.]+\\]|[^/?#\\s@:\\[\\]]+)(:[0-9]{0,5})?([/?#].*)?$')",
+    )
+    .message(Message::Message(format!(
+        "{field} must be an absolute http:// or https:// URL with a host"
+    )))
 }
 
 fn metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     json_schema!({
         "type": "object",
-        "description": "Key-value metadata stored on the link in Polar and copied to the checkouts it creates. At most 49 keys (Polar allows 50; the operator keeps one, `k8s_checkout_link_uid`, to recognise its own links). Keys have 1 to 40 characters. Values are strings of 1 to 500 characters, integers, numbers or booleans.",
         "maxProperties": MAX_USER_METADATA_KEYS,
         // Values may be of four JSON types, which a structural schema cannot express and CRD
         // CEL rules cannot type-check; their rules live in the ValidatingAdmissionPolicy of
@@ -367,53 +360,11 @@ fn metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-fn url_schema(field: &str, description: &str) -> schemars::Schema {
-    json_schema!({
-        "type": "string",
-        "description": description,
-        "minLength": 1,
-        "maxLength": 2083,
-        "x-kubernetes-validations": [{
-            // surrounding spaces (Polar trims them), scheme, optional user info, a non-empty host (a name or a bracketed IPv6
-            // address), optional port, then anything; Polar's remaining normalisation
-            // (punycode, percent-encoding) is not an error.
-            "rule": "self.matches('^\\\\s*[hH][tT][tT][pP][sS]?://([^/?#\\\\s@]*@)?(\\\\[[0-9a-fA-F:.]+\\\\]|[^/?#\\\\s@:\\\\[\\\\]]+)(:[0-9]{0,5})?([/?#].*)?$')",
-            "message": format!("{field} must be an absolute http:// or https:// URL with a host")
-        }]
-    })
-}
-
-fn success_url_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    url_schema(
-        "successUrl",
-        "Where the customer is sent after a successful payment: an absolute http(s) URL of at most 2083 characters. Add `checkout_id={CHECKOUT_ID}` to its query to receive the checkout id.",
-    )
-}
-
-fn return_url_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    url_schema(
-        "returnUrl",
-        "Where the \"back\" button of the checkout page leads: an absolute http(s) URL of at most 2083 characters.",
-    )
-}
-
-fn custom_field_data_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    json_schema!({
-        "type": "object",
-        "description": "Prefills custom checkout fields, by field slug (`custom_field_data.<slug>`).",
-        "maxProperties": 50,
-        "additionalProperties": {"type": "string", "maxLength": 1000},
-        "x-kubernetes-validations": [{
-            "rule": "self.all(k, k.matches('^[a-zA-Z0-9_-]{1,100}$'))",
-            "message": "customFieldData keys must be custom field slugs (letters, digits, '-' and '_')"
-        }]
-    })
-}
-
+/// The conditions with this operator's own descriptions (k8s-openapi's `Condition` schema
+/// documents them in general terms) and map list semantics keyed by `type`.
 fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     json_schema!({
         "type": "array",
-        "description": "Ready, Reconciling and Stalled, following the kstatus conventions.",
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],
         "items": {
