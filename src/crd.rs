@@ -3,14 +3,16 @@
 //! Every limit Polar enforces on a checkout link is also enforced here, at admission, through
 //! the OpenAPI schema and CEL rules, so that invalid input never reaches Polar. The messages
 //! name the field they are about. `///` comments are user documentation: they become the
-//! descriptions that `kubectl explain checkoutlink.spec` prints.
+//! descriptions that `kubectl explain checkoutlink.spec` prints, each paragraph joined into one
+//! line for `kubectl` to wrap (see [`paragraphs`]).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::core::{Message, Rule};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
-use schemars::{JsonSchema, json_schema};
+use schemars::transform::{RecursiveTransform, Transform};
+use schemars::{JsonSchema, Schema, json_schema};
 use serde::{Deserialize, Serialize};
 
 mod policy;
@@ -53,6 +55,7 @@ pub const MAX_USER_METADATA_KEYS: usize = 49;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = paragraphs)]
 pub struct CheckoutLinkSpec {
     /// Internal name of the link, shown only to the merchant in the Polar dashboard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,6 +263,7 @@ pub struct SecretKeyRef {
 /// What the operator observed and did; written only by the operator.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = paragraphs)]
 pub struct CheckoutLinkStatus {
     /// Id of the checkout link in Polar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -333,6 +337,33 @@ pub fn crd_yaml() -> String {
 // What the derive attributes above cannot say. None of them carries a description: schemars
 // puts each field's `///` text over whatever the schema says.
 
+/// schemars keeps the line breaks of `///` comments, and `kubectl explain` would print them as
+/// they are, after wrapping each line to its own width. This joins the lines of each paragraph
+/// of every description under the schema with spaces; blank lines still separate paragraphs
+/// (`"\n\n"`). Set on the spec and the status: every other type's schema is inlined in theirs.
+fn paragraphs(schema: &mut Schema) {
+    RecursiveTransform(|s: &mut Schema| {
+        if let Some(serde_json::Value::String(text)) = s.get_mut("description") {
+            *text = join_lines(text);
+        }
+    })
+    .transform(schema);
+}
+
+fn join_lines(text: &str) -> String {
+    let mut paragraphs: Vec<String> = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for line in text.lines().map(str::trim).chain([""]) {
+        if !line.is_empty() {
+            current.push(line);
+        } else if !current.is_empty() {
+            paragraphs.push(current.join(" "));
+            current.clear();
+        }
+    }
+    paragraphs.join("\n\n")
+}
+
 const UUID4_PATTERN: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$";
 
@@ -380,4 +411,32 @@ fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_joined_within_paragraphs_and_blank_lines_stay_paragraph_breaks() {
+        assert_eq!(join_lines("one line"), "one line");
+        assert_eq!(join_lines("wrapped\nline"), "wrapped line");
+        assert_eq!(
+            join_lines("first\nparagraph\n\nsecond\n \n\nthird"),
+            "first paragraph\n\nsecond\n\nthird"
+        );
+        assert_eq!(join_lines("\n  indented \nend\n"), "indented end");
+    }
+
+    #[test]
+    fn the_spec_description_is_two_one_line_paragraphs() {
+        let crd = serde_json::to_value(crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(
+            spec["description"],
+            "A Polar checkout link, declared as code.\n\nThe operator creates the link in Polar, \
+             keeps it equal to this spec, and writes its URL and client secret to `.status`. \
+             Deleting the resource deletes the link (see `deletionPolicy`)."
+        );
+    }
 }

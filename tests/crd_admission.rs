@@ -127,6 +127,24 @@ async fn kubectl_explain_shows_the_field_descriptions() {
         out.contains("`Orphan` leaves it in place"),
         "explain output: {out}"
     );
+    // kubectl wraps each description to the terminal; the line breaks of the `///` comments in
+    // src/crd.rs must not show through as short, ragged lines.
+    let out = tokio::task::spawn_blocking(|| kubectl(&["explain", "checkoutlink.spec"]))
+        .await
+        .unwrap();
+    let words = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains(
+            "keeps it equal to this spec, and writes its URL and client secret to `.status`."
+        ),
+        "explain output: {out}"
+    );
+    for source_break in ["writes its URL and\n", "access token (`token`\n"] {
+        assert!(
+            !out.contains(source_break),
+            "the source's line break {source_break:?} shows in: {out}"
+        );
+    }
 }
 
 #[tokio::test]
