@@ -284,7 +284,8 @@ pub struct CheckoutLinkStatus {
     /// resource (the apiserver sets it on create, so GitOps tools wait for the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Reconciling and Stalled, following the kstatus conventions.
+    /// Ready, Reconciling and Stalled (kstatus conventions), and Synced: whether the last attempt
+    /// to bring the link to the spec succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
@@ -402,7 +403,7 @@ fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             "type": "object",
             "required": ["type", "status", "lastTransitionTime", "reason", "message"],
             "properties": {
-                "type": {"type": "string", "description": "Ready, Reconciling or Stalled."},
+                "type": {"type": "string", "description": "Ready, Reconciling, Stalled or Synced."},
                 "status": {"type": "string", "enum": ["True", "False", "Unknown"], "description": "True, False or Unknown."},
                 "reason": {"type": "string", "description": "A CamelCase reason for the condition's last transition."},
                 "message": {"type": "string", "description": "Human-readable details, including Polar's own error message."},
