@@ -430,14 +430,12 @@ mod tests {
     }
 
     #[test]
-    fn the_spec_description_is_two_one_line_paragraphs() {
+    fn the_spec_description_keeps_its_two_paragraphs_each_on_one_line() {
         let crd = serde_json::to_value(crd()).unwrap();
         let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
-        assert_eq!(
-            spec["description"],
-            "A Polar checkout link, declared as code.\n\nThe operator creates the link in Polar, \
-             keeps it equal to this spec, and writes its URL and client secret to `.status`. \
-             Deleting the resource deletes the link (see `deletionPolicy`)."
-        );
+        let text = spec["description"].as_str().unwrap();
+        let paragraphs: Vec<&str> = text.split("\n\n").collect();
+        assert_eq!(paragraphs.len(), 2, "{text:?}");
+        assert!(paragraphs.iter().all(|p| !p.contains('\n')), "{text:?}");
     }
 }
