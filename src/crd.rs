@@ -4,7 +4,7 @@
 //! the OpenAPI schema and CEL rules, so that invalid input never reaches Polar. The messages
 //! name the field they are about. `///` comments are user documentation: they become the
 //! descriptions that `kubectl explain checkoutlink.spec` prints, each paragraph joined into one
-//! line for `kubectl` to wrap (see [`paragraphs`]).
+//! line for `kubectl` to wrap (see `paragraphs`).
 
 use std::collections::BTreeMap;
 
@@ -352,16 +352,12 @@ fn paragraphs(schema: &mut Schema) {
 }
 
 fn join_lines(text: &str) -> String {
-    let mut paragraphs: Vec<String> = Vec::new();
-    let mut current: Vec<&str> = Vec::new();
-    for line in text.lines().map(str::trim).chain([""]) {
-        if !line.is_empty() {
-            current.push(line);
-        } else if !current.is_empty() {
-            paragraphs.push(current.join(" "));
-            current.clear();
-        }
-    }
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let paragraphs: Vec<String> = lines
+        .split(|line| line.is_empty())
+        .filter(|paragraph| !paragraph.is_empty())
+        .map(|paragraph| paragraph.join(" "))
+        .collect();
     paragraphs.join("\n\n")
 }
 
