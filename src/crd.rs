@@ -3,14 +3,20 @@
 //! Every limit Polar enforces on a checkout link is also enforced here, at admission, through
 //! the OpenAPI schema and CEL rules, so that invalid input never reaches Polar. The messages
 //! name the field they are about. `///` comments are user documentation: they become the
-//! descriptions that `kubectl explain checkoutlink.spec` prints.
+//! descriptions that `kubectl explain checkoutlink.spec` prints, each paragraph joined into one
+//! line for `kubectl` to wrap (see `paragraphs`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::core::{Message, Rule};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
-use schemars::{JsonSchema, json_schema};
+use schemars::transform::{RecursiveTransform, Transform};
+use schemars::{JsonSchema, Schema, json_schema};
 use serde::{Deserialize, Serialize};
+
+mod policy;
+pub use policy::{METADATA_POLICY, metadata_policy_yaml};
 
 /// The finalizer that makes deletion of a `CheckoutLink` delete (or orphan) its Polar link.
 pub const FINALIZER: &str = "polar.sh/checkout-link-cleanup";
@@ -49,15 +55,25 @@ pub const MAX_USER_METADATA_KEYS: usize = 49;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = paragraphs)]
 pub struct CheckoutLinkSpec {
     /// Internal name of the link, shown only to the merchant in the Polar dashboard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "label_schema")]
+    #[schemars(length(max = 4096))]
+    #[x_kube(validation = Rule::new(r"!self.contains('\u0000')")
+        .message("label must not contain NUL characters"))]
     pub label: Option<String>,
 
     /// Ids (UUID v4) of the Polar products offered by this link, at least one, without
     /// repetition. Their order is the order shown on the checkout page.
-    #[schemars(schema_with = "products_schema")]
+    #[schemars(
+        length(min = 1, max = 100),
+        inner(regex(pattern = UUID4_PATTERN), length(max = 36))
+    )]
+    // No x-kubernetes-list-type: set, whose server-side-apply merge would lose the order.
+    #[x_kube(validation = Rule::new(
+        "self.all(p, self.exists_one(q, q.lowerAscii() == p.lowerAscii()))"
+    ).message("products must not list the same product twice"))]
     pub products: Vec<String>,
 
     /// Discount settings of the checkout.
@@ -76,13 +92,15 @@ pub struct CheckoutLinkSpec {
     /// most 2083 characters. Add `checkout_id={CHECKOUT_ID}` to its query to receive the
     /// checkout id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "success_url_schema")]
+    #[schemars(length(min = 1, max = 2083))]
+    #[x_kube(validation = url_rule("successUrl"))]
     pub success_url: Option<String>,
 
     /// Where the "back" button of the checkout page leads: an absolute http(s) URL of at most
     /// 2083 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "return_url_schema")]
+    #[schemars(length(min = 1, max = 2083))]
+    #[x_kube(validation = url_rule("returnUrl"))]
     pub return_url: Option<String>,
 
     /// Whether the customer must give a full billing address. Default false.
@@ -116,8 +134,8 @@ pub struct CheckoutLinkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretKeyRef>,
 
-    /// What happens to the Polar link when this resource is deleted: `Delete` (default)
-    /// deletes it in Polar, `Orphan` leaves it in place.
+    // Documented on `DeletionPolicy`: for an optional enum, kube hoists the enum's schema, and
+    // with it the enum's description, over the field's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 }
@@ -133,7 +151,7 @@ pub struct DiscountSpec {
     /// Id (UUID v4) of a Polar discount applied automatically. It must belong to the same
     /// organisation and apply to every product of the link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "optional_uuid4_schema")]
+    #[schemars(regex(pattern = UUID4_PATTERN), length(max = 36))]
     pub preset_id: Option<String>,
 }
 
@@ -192,7 +210,12 @@ pub struct UrlParameters {
     pub amount: Option<String>,
     /// Prefills custom checkout fields, by field slug (`custom_field_data.<slug>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "custom_field_data_schema")]
+    #[schemars(extend(
+        "maxProperties" = 50,
+        "additionalProperties" = {"type": "string", "maxLength": 1000}
+    ))]
+    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[a-zA-Z0-9_-]{1,100}$'))")
+        .message("customFieldData keys must be custom field slugs (letters, digits, '-' and '_')"))]
     pub custom_field_data: Option<BTreeMap<String, String>>,
     /// Your own reference, kept on the checkout (`reference_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,6 +263,7 @@ pub struct SecretKeyRef {
 /// What the operator observed and did; written only by the operator.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = paragraphs)]
 pub struct CheckoutLinkStatus {
     /// Id of the checkout link in Polar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,7 +284,8 @@ pub struct CheckoutLinkStatus {
     /// resource (the apiserver sets it on create, so GitOps tools wait for the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Reconciling and Stalled, following the kstatus conventions.
+    /// Ready, Reconciling and Stalled (kstatus conventions), and Synced: whether the last attempt
+    /// to bring the link to the spec succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
@@ -309,180 +334,72 @@ pub fn crd_yaml() -> String {
     serde_yaml::to_string(&crd()).expect("a CRD always serialises to YAML")
 }
 
-/// Name of the ValidatingAdmissionPolicy (and its binding) that checks `spec.metadata`.
-pub const METADATA_POLICY: &str = "checkoutlinks.polar.sh-metadata";
+// ---- schema pieces -------------------------------------------------------------------------
+// What the derive attributes above cannot say. None of them carries a description: schemars
+// puts each field's `///` text over whatever the schema says.
 
-/// The rules on `spec.metadata` that CRD CEL cannot express (its values have four JSON types,
-/// which CRD rules cannot type-check): a ValidatingAdmissionPolicy, evaluated by the apiserver
-/// with dynamic types, and its binding. Each message names the field.
-pub fn metadata_policy_yaml() -> String {
-    let md = "object.spec.metadata";
-    let each = |cond: &str| format!("!has({md}) || {md}.all(k, {cond})");
-    let rules = [
-        (
-            each("size(k) >= 1 && size(k) <= 40"),
-            "spec.metadata: keys must have 1 to 40 characters",
-        ),
-        (
-            format!("!has({md}) || !('{OWNER_METADATA_KEY}' in {md})"),
-            "spec.metadata: the key k8s_checkout_link_uid is reserved for the operator",
-        ),
-        (
-            each(&format!(
-                "type({md}[k]) == string || type({md}[k]) == int || type({md}[k]) == uint || \
-                 type({md}[k]) == double || type({md}[k]) == bool"
-            )),
-            "spec.metadata: values must be strings, integers, numbers or booleans (no objects, lists or nulls)",
-        ),
-        (
-            each(&format!(
-                "type({md}[k]) != string || (size({md}[k]) >= 1 && size({md}[k]) <= 500)"
-            )),
-            "spec.metadata: string values must have 1 to 500 characters",
-        ),
-        (
-            each(&format!(
-                "type({md}[k]) != string || !{md}[k].contains('\\u0000')"
-            )),
-            "spec.metadata: string values must not contain NUL characters",
-        ),
-    ];
-    let validations: Vec<serde_json::Value> = rules
-        .iter()
-        .map(|(expression, message)| serde_json::json!({"expression": expression, "message": message, "reason": "Invalid"}))
-        .collect();
-    let policy = serde_json::json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": METADATA_POLICY},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{
-                "apiGroups": ["polar.sh"], "apiVersions": ["v1alpha1"],
-                "operations": ["CREATE", "UPDATE"], "resources": ["checkoutlinks"]
-            }]},
-            "validations": validations
+/// schemars keeps the line breaks of `///` comments, and `kubectl explain` would print them as
+/// they are, after wrapping each line to its own width. This joins the lines of each paragraph
+/// of every description under the schema with spaces; blank lines still separate paragraphs
+/// (`"\n\n"`). Set on the spec and the status: every other type's schema is inlined in theirs.
+fn paragraphs(schema: &mut Schema) {
+    RecursiveTransform(|s: &mut Schema| {
+        if let Some(serde_json::Value::String(text)) = s.get_mut("description") {
+            *text = join_lines(text);
         }
-    });
-    let binding = serde_json::json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": METADATA_POLICY},
-        "spec": {"policyName": METADATA_POLICY, "validationActions": ["Deny"]}
-    });
-    let to_yaml =
-        |v: &serde_json::Value| serde_yaml::to_string(v).expect("JSON values serialise to YAML");
-    format!("{}---\n{}", to_yaml(&policy), to_yaml(&binding))
+    })
+    .transform(schema);
 }
 
-// ---- schema pieces -------------------------------------------------------------------------
-// Written by hand where the derive cannot say it: list semantics, patterns and CEL rules whose
-// messages name the field.
+fn join_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let paragraphs: Vec<String> = lines
+        .split(|line| line.is_empty())
+        .filter(|paragraph| !paragraph.is_empty())
+        .map(|paragraph| paragraph.join(" "))
+        .collect();
+    paragraphs.join("\n\n")
+}
 
 const UUID4_PATTERN: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$";
 
-fn label_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    json_schema!({
-        "type": "string",
-        "description": "Internal name of the link, shown only to the merchant in the Polar dashboard.",
-        "maxLength": 4096,
-        "x-kubernetes-validations": [{
-            "rule": "!self.contains('\\u0000')",
-            "message": "label must not contain NUL characters"
-        }]
-    })
-}
-
-fn products_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    json_schema!({
-        "type": "array",
-        "description": "Ids (UUID v4) of the Polar products offered by this link, at least one, without repetition. Their order is the order shown on the checkout page.",
-        "minItems": 1,
-        "maxItems": 100,
-        "items": {"type": "string", "pattern": UUID4_PATTERN, "maxLength": 36},
-        // No x-kubernetes-list-type: set, whose server-side-apply merge would lose the order.
-        "x-kubernetes-validations": [
-            {"rule": "self.all(p, self.exists_one(q, q.lowerAscii() == p.lowerAscii()))",
-             "message": "products must not list the same product twice"}
-        ]
-    })
-}
-
-fn optional_uuid4_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    json_schema!({
-        "type": "string",
-        "description": "Id (UUID v4) of a Polar discount applied automatically. It must belong to the same organisation and apply to every product of the link.",
-        "pattern": UUID4_PATTERN,
-        "maxLength": 36
-    })
+/// The rule of `successUrl` and `returnUrl`, with a message naming `field`. The expression:
+/// surrounding spaces (Polar trims them), scheme, optional user info, a non-empty host (a name
+/// or a bracketed IPv6 address), optional port, then anything; Polar's remaining normalisation
+/// (punycode, percent-encoding) is not an error.
+fn url_rule(field: &str) -> Rule {
+    Rule::new(
+        r"self.matches('^\\s*[hH][tT][tT][pP][sS]?://([^/?#\\s@]*@)?(\\[[0-9a-fA-F:.]+\\]|[^/?#\\s@:\\[\\]]+)(:[0-9]{0,5})?([/?#].*)?$')",
+    )
+    .message(Message::Message(format!(
+        "{field} must be an absolute http:// or https:// URL with a host"
+    )))
 }
 
 fn metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     json_schema!({
         "type": "object",
-        "description": "Key-value metadata stored on the link in Polar and copied to the checkouts it creates. At most 49 keys (Polar allows 50; the operator keeps one, `k8s_checkout_link_uid`, to recognise its own links). Keys have 1 to 40 characters. Values are strings of 1 to 500 characters, integers, numbers or booleans.",
         "maxProperties": MAX_USER_METADATA_KEYS,
         // Values may be of four JSON types, which a structural schema cannot express and CRD
-        // CEL rules cannot type-check; their rules live in the ValidatingAdmissionPolicy below.
+        // CEL rules cannot type-check; their rules live in the ValidatingAdmissionPolicy of
+        // crd/policy.rs.
         "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true},
     })
 }
 
-fn url_schema(field: &str, description: &str) -> schemars::Schema {
-    json_schema!({
-        "type": "string",
-        "description": description,
-        "minLength": 1,
-        "maxLength": 2083,
-        "x-kubernetes-validations": [{
-            // surrounding spaces (Polar trims them), scheme, optional user info, a non-empty host (a name or a bracketed IPv6
-            // address), optional port, then anything; Polar's remaining normalisation
-            // (punycode, percent-encoding) is not an error.
-            "rule": "self.matches('^\\\\s*[hH][tT][tT][pP][sS]?://([^/?#\\\\s@]*@)?(\\\\[[0-9a-fA-F:.]+\\\\]|[^/?#\\\\s@:\\\\[\\\\]]+)(:[0-9]{0,5})?([/?#].*)?$')",
-            "message": format!("{field} must be an absolute http:// or https:// URL with a host")
-        }]
-    })
-}
-
-fn success_url_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    url_schema(
-        "successUrl",
-        "Where the customer is sent after a successful payment: an absolute http(s) URL of at most 2083 characters. Add `checkout_id={CHECKOUT_ID}` to its query to receive the checkout id.",
-    )
-}
-
-fn return_url_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    url_schema(
-        "returnUrl",
-        "Where the \"back\" button of the checkout page leads: an absolute http(s) URL of at most 2083 characters.",
-    )
-}
-
-fn custom_field_data_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    json_schema!({
-        "type": "object",
-        "description": "Prefills custom checkout fields, by field slug (`custom_field_data.<slug>`).",
-        "maxProperties": 50,
-        "additionalProperties": {"type": "string", "maxLength": 1000},
-        "x-kubernetes-validations": [{
-            "rule": "self.all(k, k.matches('^[a-zA-Z0-9_-]{1,100}$'))",
-            "message": "customFieldData keys must be custom field slugs (letters, digits, '-' and '_')"
-        }]
-    })
-}
-
+/// The conditions with this operator's own descriptions (k8s-openapi's `Condition` schema
+/// documents them in general terms) and map list semantics keyed by `type`.
 fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     json_schema!({
         "type": "array",
-        "description": "Ready, Reconciling and Stalled, following the kstatus conventions.",
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],
         "items": {
             "type": "object",
             "required": ["type", "status", "lastTransitionTime", "reason", "message"],
             "properties": {
-                "type": {"type": "string", "description": "Ready, Reconciling or Stalled."},
+                "type": {"type": "string", "description": "Ready, Reconciling, Stalled or Synced."},
                 "status": {"type": "string", "enum": ["True", "False", "Unknown"], "description": "True, False or Unknown."},
                 "reason": {"type": "string", "description": "A CamelCase reason for the condition's last transition."},
                 "message": {"type": "string", "description": "Human-readable details, including Polar's own error message."},
@@ -491,4 +408,30 @@ fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_joined_within_paragraphs_and_blank_lines_stay_paragraph_breaks() {
+        assert_eq!(join_lines("one line"), "one line");
+        assert_eq!(join_lines("wrapped\nline"), "wrapped line");
+        assert_eq!(
+            join_lines("first\nparagraph\n\nsecond\n \n\nthird"),
+            "first paragraph\n\nsecond\n\nthird"
+        );
+        assert_eq!(join_lines("\n  indented \nend\n"), "indented end");
+    }
+
+    #[test]
+    fn the_spec_description_keeps_its_two_paragraphs_each_on_one_line() {
+        let crd = serde_json::to_value(crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let text = spec["description"].as_str().unwrap();
+        let paragraphs: Vec<&str> = text.split("\n\n").collect();
+        assert_eq!(paragraphs.len(), 2, "{text:?}");
+        assert!(paragraphs.iter().all(|p| !p.contains('\n')), "{text:?}");
+    }
 }

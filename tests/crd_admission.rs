@@ -127,6 +127,24 @@ async fn kubectl_explain_shows_the_field_descriptions() {
         out.contains("`Orphan` leaves it in place"),
         "explain output: {out}"
     );
+    // kubectl wraps each description to the terminal; the line breaks of the `///` comments in
+    // src/crd.rs must not show through as short, ragged lines.
+    let out = tokio::task::spawn_blocking(|| kubectl(&["explain", "checkoutlink.spec"]))
+        .await
+        .unwrap();
+    let words = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains(
+            "keeps it equal to this spec, and writes its URL and client secret to `.status`."
+        ),
+        "explain output: {out}"
+    );
+    for source_break in ["writes its URL and\n", "access token (`token`\n"] {
+        assert!(
+            !out.contains(source_break),
+            "the source's line break {source_break:?} shows in: {out}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -451,6 +469,37 @@ async fn valid_checkout_links_are_accepted() {
             panic!("{name} was rejected: {message}");
         }
     }
+}
+
+/// An explicit null in an optional string, number or object field is admitted and reads back as
+/// "not set", so templates that render empty values as null behave like omitting them.
+#[tokio::test]
+async fn explicit_nulls_read_as_unset_fields() {
+    let plane = ControlPlane::shared();
+    let (client, ns) = plane.namespace("null-fields").await.unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource());
+    wait_for_metadata_policy(&api).await;
+    let spec = json!({
+        "products": [PRODUCT_A],
+        "label": null, "metadata": null, "successUrl": null, "returnUrl": null,
+        "seats": null, "trial": null,
+        "discount": {"allowCodes": null, "presetId": null},
+        "urlParameters": {"customerEmail": null, "customFieldData": null},
+        "credentialsSecretRef": {"name": "polar", "key": null, "namespace": null}
+    });
+    api.create(&PostParams::default(), &object("nulls", spec))
+        .await
+        .unwrap_or_else(|e| panic!("explicit nulls were rejected: {e}"));
+    let typed: Api<CheckoutLink> = Api::namespaced(client, &ns);
+    let read = typed.get("nulls").await.unwrap().spec;
+    let expected: checkout_link_operator::CheckoutLinkSpec = serde_json::from_value(json!({
+        "products": [PRODUCT_A],
+        "discount": {},
+        "urlParameters": {},
+        "credentialsSecretRef": {"name": "polar"}
+    }))
+    .unwrap();
+    assert_eq!(read, expected);
 }
 
 /// Polar's own URL vectors (pydantic 2.13.4): every URL Polar stores is admitted, every URL

@@ -75,3 +75,51 @@ fn every_field_of_the_schema_has_a_description() {
         "fields without a description: {missing:?}"
     );
 }
+
+/// `kubectl explain` wraps descriptions itself; a line break from the source's `///` comments
+/// would reach users as a ragged line. Only blank lines (paragraph breaks) may remain.
+#[test]
+fn every_description_is_made_of_one_line_paragraphs() {
+    fn walk(path: &str, value: &serde_json::Value, bad: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    let here = format!("{path}/{key}");
+                    match (key.as_str(), child) {
+                        ("description", serde_json::Value::String(text)) => {
+                            let ragged = text.replace("\n\n", "").contains('\n');
+                            let padded = text.contains("\n\n\n")
+                                || text.split("\n\n").any(|p| p.trim() != p || p.is_empty());
+                            if ragged || padded {
+                                bad.push(format!("{here}: {text:?}"));
+                            }
+                        }
+                        _ => walk(&here, child, bad),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(&format!("{path}/{i}"), item, bad);
+                }
+            }
+            _ => {}
+        }
+    }
+    let crd = serde_json::to_value(checkout_link_operator::crd::crd()).unwrap();
+    let mut bad = Vec::new();
+    walk("", &crd, &mut bad);
+    assert!(
+        bad.is_empty(),
+        "descriptions with a line break inside a paragraph:\n{}",
+        bad.join("\n")
+    );
+    // The walk did see the descriptions (a wrapped one among them).
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert!(
+        spec["description"]
+            .as_str()
+            .unwrap()
+            .contains("writes its URL and client secret")
+    );
+}
