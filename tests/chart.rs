@@ -16,10 +16,12 @@
 //! Rendering tests are here; `chart/flags.rs` (operator flags and credentials),
 //! `chart/consistency.rs` (CRD copy, schema, README), `chart/cluster.rs` (kubeconform and the
 //! apiservers), `chart/kubeconform_schemas.rs` (OpenAPI → kubeconform schemas) and
-//! `chart/support.rs` (tools, rendering) hold the rest.
+//! `chart/support.rs` (manifests, kubectl) hold the rest; the tools and `helm template` are
+//! `common/helm.rs`, shared with `chart_rbac.rs`.
 
 #[path = "chart/cluster.rs"]
 mod cluster;
+mod common;
 #[path = "chart/consistency.rs"]
 mod consistency;
 #[path = "chart/flags.rs"]

@@ -1,6 +1,8 @@
 //! The CRD against a real kube-apiserver: it is established, documented, printed with its
 //! columns, and it rejects every invalid CheckoutLink with a message naming the field.
 
+mod common;
+
 use std::process::Command;
 
 use checkout_link_operator::{CheckoutLink, CheckoutLinkStatus};
@@ -60,13 +62,16 @@ fn kubectl(args: &[&str]) -> String {
 /// asynchronously after it is created: wait until it denies a 41-character key.
 async fn wait_for_metadata_policy(api: &Api<DynamicObject>) {
     let probe = json!({"products": [PRODUCT_A], "metadata": {"k".repeat(41): "v"}});
-    for _ in 0..150 {
-        if admit(api, probe.clone()).await.is_err() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the metadata ValidatingAdmissionPolicy never took effect");
+    let what = "the metadata ValidatingAdmissionPolicy to take effect";
+    common::eventually(
+        what,
+        std::time::Duration::from_secs(30),
+        async || match admit(api, probe.clone()).await {
+            Err(_) => Ok(()),
+            Ok(()) => Err("a 41-character key admitted"),
+        },
+    )
+    .await
 }
 
 fn metadata_with(n: usize) -> Value {

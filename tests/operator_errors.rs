@@ -51,7 +51,8 @@ async fn a_spec_polar_refuses_stalls_with_its_message_after_one_post_until_fixed
     let event = h.wait_event("wrong-discount", "CreateFailed").await;
     assert_eq!(event.type_.as_deref(), Some("Warning"));
 
-    // Several resync intervals later: still exactly one POST per resource.
+    // Several resync intervals later: still exactly one POST per resource (a window in which
+    // nothing may happen, so a sleep, not a wait).
     settle(Duration::from_secs(4)).await;
     assert_eq!(h.count(POST), 2, "{:?}", h.link_counters());
     assert_eq!(
@@ -94,6 +95,7 @@ async fn rejected_credentials_stall_until_the_secret_is_rotated() {
     assert!(message.contains("access token"), "{message}");
     h.wait_event("link", "CredentialsInvalid").await;
     let calls = h.count(LIST) + h.count(POST);
+    // A window in which no call may be made.
     settle(Duration::from_secs(2)).await;
     assert_eq!(
         h.count(LIST) + h.count(POST),
@@ -349,8 +351,9 @@ async fn a_deletion_without_credentials_gives_up_after_the_grace_period() {
     h.create("stuck", json!({"products": [EBOOK]})).await;
     let link_id = id(&h.wait_ready("stuck").await);
     h.secrets.delete(SECRET, &Default::default()).await.unwrap();
-    // Let the Secret watch see the deletion.
-    settle(Duration::from_millis(500)).await;
+    // The Secret watch saw the deletion: the link it wakes reports the missing Secret.
+    h.wait_condition("stuck", "Ready", "False", "CredentialsMissing")
+        .await;
     h.delete("stuck").await;
     let waiting = h
         .wait_condition("stuck", "Stalled", "True", "CredentialsMissing")

@@ -7,11 +7,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::fs::File;
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,13 +15,14 @@ use checkout_link_operator::CheckoutLink;
 use checkout_link_operator::leader::{Election, Elector, Timing};
 use checkout_link_operator::metrics::Metrics;
 use checkout_link_operator::server::Readiness;
+use common::objects::lease_holder;
+use common::process::{LEADER, Operator, PROCESS_TIMEOUT};
 use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use testenv::ControlPlane;
 use tokio::net::{TcpListener, TcpStream};
@@ -36,152 +33,27 @@ const LEASE: &str = "checkout-link-operator";
 /// The lease duration given to the operators.
 const LEASE_SECS: u64 = 4;
 
-/// One operator process; killed (and its log printed, if the test fails) when dropped.
-struct Operator {
-    identity: String,
-    child: Child,
-    metrics: String,
-    log: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Operator {
-    /// Starts the binary for `ns`, with `--leader-election` as a flag or (`via_env`) through
-    /// its environment variable.
-    fn spawn(ns: &str, identity: &str, via_env: bool) -> Operator {
-        Operator::spawn_with(
-            ControlPlane::shared().kubeconfig_path(),
-            ns,
-            identity,
-            via_env,
-        )
+/// Starts the binary for `ns`, with `--leader-election` as a flag or (`via_env`) through its
+/// environment variable; `kubeconfig`: the shared control plane's by default.
+fn spawn(kubeconfig: Option<&Path>, ns: &str, identity: &str, via_env: bool) -> Operator {
+    let plane = ControlPlane::shared();
+    let kubeconfig = kubeconfig.unwrap_or(plane.kubeconfig_path());
+    let mut args = vec![
+        format!("--namespace={ns}"),
+        format!("--default-credentials-secret={ns}/{SECRET}"),
+        format!("--leader-election-namespace={ns}"),
+        format!("--leader-election-lease-duration={LEASE_SECS}s"),
+        format!("--leader-election-identity={identity}"),
+        "--log-level=info,kube_lease_manager=debug".to_owned(),
+    ];
+    let mut env = Vec::new();
+    if via_env {
+        env.push(("CHECKOUT_LINK_OPERATOR_LEADER_ELECTION", "true"));
+    } else {
+        args.push("--leader-election".to_owned());
     }
-
-    /// [`Operator::spawn`] with another kubeconfig.
-    fn spawn_with(kubeconfig: &Path, ns: &str, identity: &str, via_env: bool) -> Operator {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let metrics = format!("127.0.0.1:{port}");
-        let log = run_dir(ns).join(format!("{identity}.log"));
-        let out = File::create(&log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_checkout-link-operator"));
-        command
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--namespace", ns])
-            .args(["--default-credentials-secret", &format!("{ns}/{SECRET}")])
-            .args(["--leader-election-namespace", ns])
-            .args([
-                "--leader-election-lease-duration",
-                &format!("{LEASE_SECS}s"),
-            ])
-            .args(["--leader-election-identity", identity])
-            .args(["--metrics-addr", &metrics])
-            .args(["--log-level", "info,kube_lease_manager=debug"])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out);
-        if via_env {
-            command.env("CHECKOUT_LINK_OPERATOR_LEADER_ELECTION", "true");
-        } else {
-            command.arg("--leader-election");
-        }
-        Operator {
-            identity: identity.to_owned(),
-            child: command.spawn().expect("start the operator"),
-            metrics,
-            log,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// Status and body of `GET path` on the metrics address, `None` while it does not answer.
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let response = self
-            .http
-            .get(format!("http://{}{path}", self.metrics))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.text().await.ok()?))
-    }
-
-    /// The sum of a metric's samples (all label sets).
-    async fn metric(&self, name: &str) -> f64 {
-        let (_, text) = self.get("/metrics").await.expect("/metrics answers");
-        text.lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    /// Requests sent to Polar by this process.
-    async fn polar_requests(&self) -> f64 {
-        self.metric("checkout_link_operator_polar_requests_total")
-            .await
-    }
-
-    /// Waits until `/readyz` answers 200 with a body containing `body`.
-    async fn wait_ready(&self, body: &str) {
-        poll(&format!("{} /readyz {body:?}", self.identity), || async {
-            let healthy = self.get("/healthz").await.is_some_and(|(s, _)| s == 200);
-            let ready = self.get("/readyz").await;
-            (healthy
-                && ready
-                    .as_ref()
-                    .is_some_and(|(s, b)| *s == 200 && b.contains(body)))
-            .then_some(())
-        })
-        .await
-    }
-
-    /// Sends a signal with `kill`.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} {}", self.identity);
-    }
-
-    /// Waits for the process to exit.
-    async fn exited(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{} did not exit", self.identity);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(80).collect();
-            eprintln!(
-                "----- {} (last lines of {}) -----",
-                self.identity,
-                self.log.display()
-            );
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
+    let log = run_dir(ns).join(format!("{identity}.log"));
+    Operator::spawn(identity, kubeconfig, &log, args, &env)
 }
 
 /// This test's files (operator logs, kubeconfig), beside the control plane's logs.
@@ -191,33 +63,23 @@ fn run_dir(ns: &str) -> PathBuf {
     dir
 }
 
-/// Polls `check` every 50 ms until it gives a value; panics after 30 s.
-async fn poll<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The Lease's holder, if any.
 async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get_opt(LEASE)
-        .await
-        .expect("get lease")
-        .and_then(|l| l.spec?.holder_identity)
+    lease_holder(leases, LEASE).await
 }
 
 /// Waits until `identity` holds the Lease; returns the Lease.
 async fn wait_holder(leases: &Api<Lease>, identity: &str) -> Lease {
-    poll(&format!("{identity} to hold the lease"), || async {
-        let lease = leases.get_opt(LEASE).await.expect("get lease")?;
-        let spec = lease.spec.as_ref()?;
-        (spec.holder_identity.as_deref() == Some(identity)).then_some(lease)
+    let what = format!("{identity} to hold the lease");
+    eventually(&what, PROCESS_TIMEOUT, async || {
+        let lease = leases.get_opt(LEASE).await.expect("get lease");
+        let holder = lease
+            .as_ref()
+            .and_then(|l| l.spec.as_ref()?.holder_identity.clone());
+        match lease {
+            Some(lease) if holder.as_deref() == Some(identity) => Ok(lease),
+            _ => Err(format!("holder {holder:?}")),
+        }
     })
     .await
 }
@@ -231,103 +93,47 @@ fn lease_time(lease: &Lease, field: &str) -> Timestamp {
     time.as_ref().unwrap_or_else(|| panic!("no {field}")).0
 }
 
-/// Creates CheckoutLinks `names` and waits until each is Ready at its generation.
-async fn create_ready(links: &Api<CheckoutLink>, names: &[&str]) {
-    for name in names {
-        let link: CheckoutLink = serde_json::from_value(json!({
-            "apiVersion": "polar.sh/v1alpha1",
-            "kind": "CheckoutLink",
-            "metadata": {"name": name},
-            "spec": {"label": name, "products": [EBOOK]},
-        }))
-        .unwrap();
-        links
-            .create(&PostParams::default(), &link)
-            .await
-            .expect("create CheckoutLink");
-    }
-    for name in names {
-        poll(&format!("{name} Ready"), || async {
-            let link = links.get(name).await.expect("get CheckoutLink");
-            let ready = condition(&link, "Ready").is_some_and(|c| c.0 == "True")
-                && link.status.as_ref().and_then(|s| s.observed_generation)
-                    == link.metadata.generation;
-            ready.then_some(())
-        })
-        .await;
-    }
-}
-
-/// One test's namespace, emulator and default credentials Secret.
+/// One test's namespace, emulator and default credentials Secret (no controller in-process:
+/// the operator processes are the controllers).
 struct World {
     ns: String,
     emulator: polar_emulator::Emulator,
+    objects: Objects,
     links: Api<CheckoutLink>,
     leases: Api<Lease>,
 }
 
 impl World {
     async fn start(test: &str) -> World {
-        init_logging();
-        checkout_link_operator::polar::install_crypto_provider();
-        let (client, ns) = ControlPlane::shared()
-            .namespace(test)
-            .await
-            .expect("namespace");
-        let emulator = polar_emulator::spawn(
-            polar_emulator::Config::default(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .expect("emulator");
-        let secret: Secret = serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SECRET},
-            "stringData": {"token": TOKEN, "server": emulator.base_url()},
-        }))
-        .unwrap();
-        Api::<Secret>::namespaced(client.clone(), &ns)
-            .create(&PostParams::default(), &secret)
-            .await
-            .expect("create secret");
+        let (client, ns) = namespace(test).await;
+        let emulator = emulator(polar_emulator::Config::default()).await;
+        let objects = Objects::new(client.clone(), &ns);
+        objects
+            .put_secret(SECRET, TOKEN, &emulator.base_url())
+            .await;
         World {
-            links: Api::namespaced(client.clone(), &ns),
+            links: objects.links.clone(),
             leases: Api::namespaced(client, &ns),
+            objects,
             ns,
             emulator,
         }
     }
 
+    /// Creates CheckoutLinks `names` and waits until each is Ready at its generation.
+    async fn create_ready(&self, names: &[&str]) {
+        for name in names {
+            let spec = json!({"label": name, "products": [EBOOK]});
+            self.objects.create_with(name, json!({}), spec).await;
+        }
+        for name in names {
+            self.objects.wait_ready(name).await;
+        }
+    }
+
     /// Polar holds exactly one link per CheckoutLink, each created once.
     async fn assert_one_polar_link_per_checkout_link(&self, count: usize) {
-        let ids: BTreeSet<String> = self
-            .links
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-            .iter()
-            .map(|l| {
-                l.status
-                    .as_ref()
-                    .and_then(|s| s.id.clone())
-                    .expect("status.id")
-            })
-            .collect();
-        let polar: BTreeSet<String> = self
-            .emulator
-            .links()
-            .iter()
-            .map(|l| l["id"].as_str().expect("id").to_owned())
-            .collect();
-        assert_eq!(ids.len(), count, "{count} distinct ids");
-        assert_eq!(polar, ids, "Polar holds exactly the CheckoutLinks' links");
-        assert_eq!(
-            self.emulator.counters().get(POST).copied(),
-            Some(count as u64),
-            "one create per link"
-        );
+        assert_one_polar_link_per_checkout_link(&self.links, &self.emulator, count).await
     }
 }
 
@@ -382,32 +188,28 @@ impl Proxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_leads_and_a_standby_takes_over_on_sigterm_and_on_sigkill() {
     let w = World::start("ha").await;
-    let (ns, links, leases, emulator) = (&w.ns, &w.links, &w.leases, &w.emulator);
+    let (ns, leases) = (&w.ns, &w.leases);
     // Two replicas: exactly one leads, the other stands by, both are ready.
-    let mut a = Operator::spawn(ns, "op-a", false);
-    let mut b = Operator::spawn(ns, "op-b", true);
-    let first = poll("a lease holder", || holder(leases)).await;
-    let (leader, standby) = if first == "op-a" {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let a = spawn(None, ns, "op-a", false);
+    let b = spawn(None, ns, "op-b", true);
+    let first = eventually("a lease holder", PROCESS_TIMEOUT, async || {
+        found(holder(leases).await)
+    })
+    .await;
+    let (leader, standby) = if first == "op-a" { (&a, &b) } else { (&b, &a) };
     leader.wait_ready("ready\n").await;
     standby.wait_ready("standby").await;
-    assert_eq!(leader.metric("checkout_link_operator_leader").await, 1.0);
-    assert_eq!(standby.metric("checkout_link_operator_leader").await, 0.0);
+    assert_eq!(leader.metric(LEADER).await, 1.0);
+    assert_eq!(standby.metric(LEADER).await, 0.0);
 
-    create_ready(links, &["one", "two", "three"]).await;
+    w.create_ready(&["one", "two", "three"]).await;
     assert!(leader.polar_requests().await > 0.0);
     assert_eq!(
         standby.polar_requests().await,
         0.0,
         "the standby never calls Polar"
     );
-    assert_eq!(
-        holder(leases).await.as_deref(),
-        Some(leader.identity.as_str())
-    );
+    assert_eq!(holder(leases).await.as_deref(), Some(leader.name.as_str()));
 
     // SIGTERM: the leader finishes, releases the Lease and exits 0; the standby takes it
     // before the leader's last renewal would have expired.
@@ -415,14 +217,14 @@ async fn one_replica_leads_and_a_standby_takes_over_on_sigterm_and_on_sigkill() 
     let sigterm = Instant::now();
     leader.signal("TERM");
     let status = leader.exited().await;
-    assert!(status.success(), "{} exited with {status}", leader.identity);
+    assert!(status.success(), "{} exited with {status}", leader.name);
     assert_ne!(
         holder(leases).await.as_deref(),
-        Some(leader.identity.as_str()),
+        Some(leader.name.as_str()),
         "the lease is released on SIGTERM"
     );
-    assert!(leader.log_text().contains("released the leader lease"));
-    let taken = wait_holder(leases, &standby.identity).await;
+    assert!(leader.log().contains("released the leader lease"));
+    let taken = wait_holder(leases, &standby.name).await;
     let took = sigterm.elapsed();
     eprintln!("takeover after SIGTERM: {took:?}");
     let expiry = lease_time(&last, "renewTime") + Duration::from_secs(LEASE_SECS);
@@ -432,23 +234,22 @@ async fn one_replica_leads_and_a_standby_takes_over_on_sigterm_and_on_sigkill() 
     );
     let b_leads = standby;
     b_leads.wait_ready("ready\n").await;
-    assert_eq!(b_leads.metric("checkout_link_operator_leader").await, 1.0);
-    create_ready(links, &["four", "five", "six"]).await;
+    assert_eq!(b_leads.metric(LEADER).await, 1.0);
+    w.create_ready(&["four", "five", "six"]).await;
     assert!(b_leads.polar_requests().await > 0.0);
 
     // A fresh standby; SIGKILL of the leader: the Lease is not released, the standby takes
     // it once it has expired, not before.
-    let mut c = Operator::spawn(ns, "op-c", false);
+    let c = spawn(None, ns, "op-c", false);
     c.wait_ready("standby").await;
-    b_leads.child.kill().expect("SIGKILL");
-    b_leads.child.wait().expect("reaped");
+    b_leads.kill();
     let killed = Instant::now();
     let dead = leases.get(LEASE).await.expect("lease");
     assert_eq!(
         dead.spec
             .as_ref()
             .and_then(|s| s.holder_identity.as_deref()),
-        Some(b_leads.identity.as_str())
+        Some(b_leads.name.as_str())
     );
     let taken = wait_holder(leases, "op-c").await;
     let took = killed.elapsed();
@@ -464,36 +265,12 @@ async fn one_replica_leads_and_a_standby_takes_over_on_sigterm_and_on_sigkill() 
         "no Polar call before leading"
     );
     c.wait_ready("ready\n").await;
-    create_ready(links, &["seven", "eight", "nine"]).await;
-    assert_eq!(c.metric("checkout_link_operator_leader").await, 1.0);
+    w.create_ready(&["seven", "eight", "nine"]).await;
+    assert_eq!(c.metric(LEADER).await, 1.0);
     assert!(c.polar_requests().await > 0.0);
 
     // Every CheckoutLink has its own Polar link, created once.
-    let ids: BTreeSet<String> = links
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .items
-        .iter()
-        .map(|l| {
-            l.status
-                .as_ref()
-                .and_then(|s| s.id.clone())
-                .expect("status.id")
-        })
-        .collect();
-    let polar: BTreeSet<String> = emulator
-        .links()
-        .iter()
-        .map(|l| l["id"].as_str().expect("id").to_owned())
-        .collect();
-    assert_eq!(ids.len(), 9, "nine distinct ids");
-    assert_eq!(polar, ids, "Polar holds exactly the CheckoutLinks' links");
-    assert_eq!(
-        emulator.counters().get(POST).copied(),
-        Some(9),
-        "one create per link"
-    );
+    w.assert_one_polar_link_per_checkout_link(9).await;
 
     // Someone else takes the Lease: the leader stops at once, with a failure.
     leases
@@ -513,18 +290,10 @@ async fn one_replica_leads_and_a_standby_takes_over_on_sigterm_and_on_sigkill() 
         !status.success(),
         "a leader that lost the lease exits non-zero"
     );
-    assert!(
-        c.log_text().contains("lost the leader lease"),
-        "{}",
-        c.log_text()
-    );
+    assert!(c.log().contains("lost the leader lease"), "{}", c.log());
 
     for op in [&a, &b, &c] {
-        assert!(
-            !op.log_text().contains(TOKEN),
-            "{} logged the token",
-            op.identity
-        );
+        assert!(!op.log().contains(TOKEN), "{} logged the token", op.name);
     }
 }
 
@@ -534,11 +303,11 @@ async fn a_leader_cut_off_from_the_apiserver_stops_before_its_lease_expires() {
     let plane = ControlPlane::shared();
     let proxy = Proxy::start(plane.server().trim_start_matches("https://").to_owned()).await;
     let kubeconfig = proxy.kubeconfig(&run_dir(&w.ns).join("kubeconfig"));
-    let mut a = Operator::spawn_with(&kubeconfig, &w.ns, "op-a", false);
+    let a = spawn(Some(&kubeconfig), &w.ns, "op-a", false);
     wait_holder(&w.leases, "op-a").await;
-    let b = Operator::spawn(&w.ns, "op-b", false);
+    let b = spawn(None, &w.ns, "op-b", false);
     b.wait_ready("standby").await;
-    create_ready(&w.links, &["before"]).await;
+    w.create_ready(&["before"]).await;
 
     proxy.cut();
     let status = a.exited().await;
@@ -548,9 +317,9 @@ async fn a_leader_cut_off_from_the_apiserver_stops_before_its_lease_expires() {
         "a leader that cannot renew exits non-zero"
     );
     assert!(
-        a.log_text().contains("no renewal confirmed in time"),
+        a.log().contains("no renewal confirmed in time"),
         "{}",
-        a.log_text()
+        a.log()
     );
     // It stopped while the Lease still named it, before any standby could take it over.
     let held = w.leases.get(LEASE).await.expect("lease");
@@ -573,15 +342,14 @@ async fn a_leader_cut_off_from_the_apiserver_stops_before_its_lease_expires() {
     );
 
     b.wait_ready("ready\n").await;
-    create_ready(&w.links, &["after"]).await;
+    w.create_ready(&["after"]).await;
     w.assert_one_polar_link_per_checkout_link(2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_election_needs_only_get_create_and_patch_on_leases() {
-    init_logging();
+    let (admin, ns) = namespace("ha-rbac").await;
     let plane = ControlPlane::shared();
-    let (admin, ns) = plane.namespace("ha-rbac").await.expect("namespace");
     let user = format!("{ns}-elector");
     let role: Role = serde_json::from_value(json!({
         "metadata": {"name": "elector"},
@@ -651,9 +419,12 @@ async fn the_election_needs_only_get_create_and_patch_on_leases() {
                 let lease = wait_holder(&leases, "elector").await;
                 assert!(metrics.encode().contains("checkout_link_operator_leader 1"));
                 let acquired = lease_time(&lease, "acquireTime");
-                poll("a renewal", || async {
-                    let lease = leases.get(LEASE).await.ok()?;
-                    (lease_time(&lease, "renewTime") > acquired).then_some(())
+                eventually("a renewal", PROCESS_TIMEOUT, async || {
+                    let lease = leases.get(LEASE).await.map_err(|e| e.to_string())?;
+                    let renewed = lease_time(&lease, "renewTime");
+                    (renewed > acquired)
+                        .then_some(())
+                        .ok_or(format!("renewTime {renewed}, acquired {acquired}"))
                 })
                 .await;
             }),

@@ -34,8 +34,32 @@ use kube::runtime::wait::{await_condition, conditions};
 
 pub use certs::Pem;
 
-/// How long etcd and kube-apiserver may take to become ready on a loaded 2-core machine.
+/// How long etcd and kube-apiserver may take to become ready on a loaded 2-core machine
+/// (before [`scaled`]).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The environment variable that stretches every deadline of the tests: a float, 1 by default
+/// (e.g. `TEST_TIMEOUT_SCALE=3` on a slow or busy machine).
+pub const TIMEOUT_SCALE_VAR: &str = "TEST_TIMEOUT_SCALE";
+
+/// The factor `TEST_TIMEOUT_SCALE` gives (1 when unset; a value that is not a positive number
+/// is refused, so that a typo does not silently shorten the deadlines).
+pub fn timeout_scale() -> f64 {
+    static SCALE: OnceLock<f64> = OnceLock::new();
+    *SCALE.get_or_init(|| match std::env::var(TIMEOUT_SCALE_VAR) {
+        Err(_) => 1.0,
+        Ok(text) => match text.trim().parse::<f64>() {
+            Ok(scale) if scale.is_finite() && scale > 0.0 => scale,
+            _ => panic!("{TIMEOUT_SCALE_VAR}={text:?}: want a positive number such as 3"),
+        },
+    })
+}
+
+/// A deadline stretched by [`timeout_scale`]: every wait of the tests on something observable
+/// goes through this, so a loaded machine can be given more time in one place.
+pub fn scaled(deadline: Duration) -> Duration {
+    deadline.mul_f64(timeout_scale())
+}
 
 /// Where the repository lives (this crate is one of its workspace members).
 pub fn repo_root() -> PathBuf {
@@ -372,7 +396,8 @@ impl ControlPlane {
 
     async fn wait_ready_and_install(&mut self, crds: &[PathBuf]) -> anyhow::Result<()> {
         let client = client_from_yaml(&self.kubeconfig_yaml).await?;
-        let deadline = Instant::now() + START_TIMEOUT;
+        let timeout = scaled(START_TIMEOUT);
+        let deadline = Instant::now() + timeout;
         loop {
             self.check_alive()?;
             let req = http::Request::get("/readyz").body(Vec::new())?;
@@ -380,7 +405,7 @@ impl ControlPlane {
                 Ok(body) if body.trim() == "ok" => break,
                 _ if Instant::now() > deadline => {
                     bail!(
-                        "kube-apiserver not ready after {START_TIMEOUT:?}; {}",
+                        "kube-apiserver not ready after {timeout:?}; {}",
                         self.log_tail("kube-apiserver")
                     )
                 }
@@ -413,12 +438,13 @@ impl ControlPlane {
     }
 
     fn wait_until(&mut self, name: &str, ready: impl Fn() -> bool) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
+        let timeout = scaled(START_TIMEOUT);
+        let deadline = Instant::now() + timeout;
         while !ready() {
             self.check_alive()?;
             if Instant::now() > deadline {
                 bail!(
-                    "{name} not ready after {START_TIMEOUT:?}; {}",
+                    "{name} not ready after {timeout:?}; {}",
                     self.log_tail(name)
                 );
             }
@@ -467,13 +493,14 @@ async fn install_crd(client: &kube::Client, crd: &CustomResourceDefinition) -> a
     )
     .await?;
     let established = await_condition(api.clone(), &name, conditions::is_crd_established());
-    tokio::time::timeout(Duration::from_secs(30), established)
+    let timeout = scaled(Duration::from_secs(30));
+    tokio::time::timeout(timeout, established)
         .await
-        .with_context(|| format!("CRD {name} not established within 30s"))??;
+        .with_context(|| format!("CRD {name} not established within {timeout:?}"))??;
     // Like envtest, also wait until discovery serves each version.
     for version in crd.spec.versions.iter().filter(|v| v.served) {
         let path = format!("/apis/{}/{}", crd.spec.group, version.name);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + timeout;
         loop {
             let req = http::Request::get(&path).body(Vec::new())?;
             match client.request_text(req).await {

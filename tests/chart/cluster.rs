@@ -29,7 +29,7 @@ fn plane() -> &'static ControlPlane {
             &[
                 "wait",
                 "--for=condition=Established",
-                "--timeout=60s",
+                &kubectl_timeout(60),
                 "crd/servicemonitors.monitoring.coreos.com",
             ],
             None,
@@ -382,7 +382,7 @@ fn helm_upgrades_the_crd_and_uninstall_keeps_it_and_the_links() {
         &[
             "wait",
             "--for=condition=Established",
-            "--timeout=60s",
+            &kubectl_timeout(60),
             "crd/checkoutlinks.polar.sh",
         ],
         None,
@@ -451,4 +451,10 @@ fn helm_upgrades_the_crd_and_uninstall_keeps_it_and_the_links() {
         out.stdout, out.stderr
     );
     assert!(exists(&["-n", "shop", "checkoutlink/my-first-link"]));
+}
+
+/// `--timeout=` for `kubectl wait`, `secs` scaled by `TEST_TIMEOUT_SCALE`.
+fn kubectl_timeout(secs: u64) -> String {
+    let timeout = testenv::scaled(std::time::Duration::from_secs(secs));
+    format!("--timeout={}ms", timeout.as_millis())
 }

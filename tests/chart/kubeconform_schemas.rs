@@ -41,7 +41,8 @@ pub fn location(dir: &Path) -> String {
 
 /// Writes the schema of each `(apiVersion, kind)` into `dir`, from the OpenAPI v3 documents
 /// `fetch(path)` returns (`path` such as `/openapi/v3/apis/apps/v1`). A kind that the document
-/// does not describe yet (a CRD just installed) is waited for, up to 60 s.
+/// does not describe yet (a CRD just installed) is waited for, up to 60 s (scaled by
+/// `TEST_TIMEOUT_SCALE`). A plain loop: this code is synchronous, unlike `common::eventually`.
 pub fn write(
     kinds: &BTreeSet<(String, String)>,
     dir: &Path,
@@ -59,7 +60,7 @@ pub fn write(
         } else {
             format!("/openapi/v3/apis/{group}/{version}")
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + testenv::scaled(Duration::from_secs(60));
         let schemas = loop {
             let document: Result<Value, String> = fetch(&path)
                 .and_then(|text| serde_json::from_str(&text).map_err(|e| format!("{path}: {e}")));

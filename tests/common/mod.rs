@@ -1,10 +1,20 @@
 //! The integration harness: the shared real control plane (one per test binary), a fresh
 //! namespace and an in-process emulator per test, and the controller running in-process,
 //! scoped to that namespace.
+//!
+//! What the other harnesses share lives in the submodules, for [`Harness`] and for the tests
+//! that run the operator binary (`operator_ha.rs`, `chart_rbac.rs`) alike: [`eventually`] (the
+//! one way to wait, every deadline scaled by `TEST_TIMEOUT_SCALE`), [`objects`] (Secrets,
+//! CheckoutLinks, Events and waits on them, through any client), [`process`] (the operator
+//! process) and [`helm`] (the tools and `helm template`).
 #![allow(dead_code)]
 
+pub mod eventually;
+pub mod helm;
+pub mod objects;
+pub mod process;
+
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,12 +24,17 @@ use checkout_link_operator::reconcile;
 use checkout_link_operator::reconcile::credentials::SecretName;
 use checkout_link_operator::server::Readiness;
 use checkout_link_operator::{CheckoutLink, CheckoutLinkStatus};
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use polar_emulator::Emulator;
 use serde_json::{Value, json};
 use testenv::ControlPlane;
+
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use eventually::{eventually, found, scaled, within};
+#[allow(unused_imports)]
+pub use objects::{Objects, assert_one_polar_link_per_checkout_link, is_ready, unwritten};
+#[allow(unused_imports)]
+pub use process::{RECONCILES, samples};
 
 /// The emulator's demo seed (examples/emulator-seed.yaml): an Acme token with every scope.
 pub const TOKEN: &str = "polar_oat_AcmeDemoWriteToken00000000000000000013Difp9";
@@ -82,13 +97,11 @@ impl Default for Options {
     }
 }
 
-/// One test's world.
+/// One test's world. Its namespace's objects ([`Objects`]: `client`, `ns`, `links`,
+/// `secrets`, and the helpers on them, such as `wait_ready`) are reached through `Deref`.
 pub struct Harness {
-    pub client: kube::Client,
-    pub ns: String,
+    pub objects: Objects,
     pub emulator: Emulator,
-    pub links: Api<CheckoutLink>,
-    pub secrets: Api<Secret>,
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
     pub options: Options,
@@ -106,30 +119,36 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// A fresh namespace of the shared control plane, with the admin's client (logging and the
+/// TLS provider set up on the way).
+pub async fn namespace(test: &str) -> (kube::Client, String) {
+    init_logging();
+    checkout_link_operator::polar::install_crypto_provider();
+    let plane = ControlPlane::shared();
+    plane.namespace(test).await.expect("namespace")
+}
+
+/// An emulator on a free loopback port.
+pub async fn emulator(config: polar_emulator::Config) -> Emulator {
+    polar_emulator::spawn(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("emulator")
+}
+
 impl Harness {
     /// A namespace, an emulator with the demo seed, the default credentials Secret (unless
     /// `options.token` is `None`) and the controller.
     pub async fn start(test: &str, options: Options) -> Harness {
-        init_logging();
-        checkout_link_operator::polar::install_crypto_provider();
-        let plane = ControlPlane::shared();
-        let (client, ns) = plane.namespace(test).await.expect("namespace");
+        let (client, ns) = namespace(test).await;
         let config = polar_emulator::Config {
             rate_limit: options.rate_limit,
             rate_limit_window: options.rate_limit_window,
             ..polar_emulator::Config::default()
         };
-        let emulator = polar_emulator::spawn(config, "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("emulator");
-        let links: Api<CheckoutLink> = Api::namespaced(client.clone(), &ns);
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        let emulator = emulator(config).await;
         let mut harness = Harness {
-            client,
-            ns,
+            objects: Objects::new(client, &ns),
             emulator,
-            links,
-            secrets,
             metrics: Arc::new(Metrics::new()),
             readiness: Readiness::default(),
             options: options.clone(),
@@ -182,30 +201,17 @@ impl Harness {
             let _ = stop.send(());
         }
         if let Some(task) = self.controller.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+            let _ = tokio::time::timeout(scaled(Duration::from_secs(30)), task).await;
         }
     }
 
-    /// Creates or replaces a credentials Secret in the test namespace.
+    /// Creates or replaces a credentials Secret in the test namespace (`server`: the
+    /// emulator's by default).
     pub async fn put_secret(&self, name: &str, token: &str, server: Option<&str>) {
         let server = server
             .map(str::to_owned)
             .unwrap_or_else(|| self.emulator.base_url());
-        let secret: Secret = serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name},
-            "stringData": {"token": token, "server": server},
-        }))
-        .unwrap();
-        self.secrets
-            .patch(
-                name,
-                &PatchParams::apply("tests").force(),
-                &Patch::Apply(&secret),
-            )
-            .await
-            .expect("apply secret");
+        self.objects.put_secret(name, token, &server).await
     }
 
     /// Creates a CheckoutLink with `spec` (JSON, as in a manifest).
@@ -213,158 +219,9 @@ impl Harness {
         self.create_with(name, json!({}), spec).await
     }
 
-    /// Creates a CheckoutLink with extra metadata (annotations, labels).
-    pub async fn create_with(&self, name: &str, metadata: Value, spec: Value) -> CheckoutLink {
-        let mut meta = metadata;
-        meta["name"] = json!(name);
-        let link: CheckoutLink = serde_json::from_value(json!({
-            "apiVersion": "polar.sh/v1alpha1",
-            "kind": "CheckoutLink",
-            "metadata": meta,
-            "spec": spec,
-        }))
-        .expect("a valid CheckoutLink");
-        self.links
-            .create(&PostParams::default(), &link)
-            .await
-            .expect("create CheckoutLink")
-    }
-
-    /// Merge-patches the spec.
-    pub async fn patch_spec(&self, name: &str, spec: Value) -> CheckoutLink {
-        self.links
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": spec })),
-            )
-            .await
-            .expect("patch spec")
-    }
-
-    /// Deletes a CheckoutLink (the finalizer runs).
-    pub async fn delete(&self, name: &str) {
-        self.links
-            .delete(name, &DeleteParams::default())
-            .await
-            .expect("delete");
-    }
-
-    /// Polls until `check` accepts the object (or panics after `timeout`, printing it).
-    pub async fn wait_for(
-        &self,
-        name: &str,
-        timeout: Duration,
-        what: &str,
-        check: impl Fn(&CheckoutLink) -> bool,
-    ) -> CheckoutLink {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last = None;
-        loop {
-            if let Ok(Some(link)) = self.links.get_opt(name).await {
-                if check(&link) {
-                    return link;
-                }
-                last = Some(link);
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {name} to be {what}; last seen: {}",
-                    serde_json::to_string_pretty(
-                        &last.map(|l| json!({"metadata": l.metadata, "status": l.status}))
-                    )
-                    .unwrap()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits for Ready=True at the current generation.
-    pub async fn wait_ready(&self, name: &str) -> CheckoutLink {
-        self.wait_for(name, Duration::from_secs(60), "Ready", |l| {
-            condition(l, "Ready").is_some_and(|c| c.0 == "True")
-                && l.status.as_ref().and_then(|s| s.observed_generation) == l.metadata.generation
-        })
-        .await
-    }
-
-    /// Waits for a condition with this status and reason.
-    pub async fn wait_condition(
-        &self,
-        name: &str,
-        type_: &str,
-        status: &str,
-        reason: &str,
-    ) -> CheckoutLink {
-        self.wait_for(
-            name,
-            Duration::from_secs(60),
-            &format!("{type_}={status} ({reason})"),
-            |l| {
-                condition(l, type_).is_some_and(|c| c.0 == status && c.1 == reason)
-                    && l.status.as_ref().and_then(|s| s.observed_generation)
-                        == l.metadata.generation
-            },
-        )
-        .await
-    }
-
-    /// Waits until the CheckoutLink no longer exists.
-    pub async fn wait_gone(&self, name: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while self.links.get_opt(name).await.expect("get").is_some() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} was never deleted"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Events about the object, oldest first.
-    pub async fn events(&self, name: &str) -> Vec<Event> {
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        let mut events: Vec<Event> = api
-            .list(&ListParams::default())
-            .await
-            .expect("list events")
-            .items
-            .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-            .collect();
-        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
-        events
-    }
-
-    /// Waits until an event with `reason` exists, and returns it.
-    pub async fn wait_event(&self, name: &str, reason: &str) -> Event {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(e) = self
-                .events(name)
-                .await
-                .into_iter()
-                .find(|e| e.reason.as_deref() == Some(reason))
-            {
-                return e;
-            }
-            if tokio::time::Instant::now() > deadline {
-                let seen: Vec<_> = self
-                    .events(name)
-                    .await
-                    .into_iter()
-                    .map(|e| (e.reason, e.note))
-                    .collect();
-                panic!("no {reason} event for {name}; events: {seen:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     /// One emulator counter (0 when absent).
     pub fn count(&self, key: &str) -> u64 {
-        self.emulator.counters().get(key).copied().unwrap_or(0)
+        objects::count(&self.emulator, key)
     }
 
     /// The counters for the checkout-link routes.
@@ -386,6 +243,14 @@ impl Harness {
     /// Stops the controller and the emulator.
     pub async fn finish(mut self) {
         self.stop_controller().await;
+    }
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Objects;
+
+    fn deref(&self) -> &Objects {
+        &self.objects
     }
 }
 
@@ -417,14 +282,9 @@ pub fn id(link: &CheckoutLink) -> String {
     status(link).id.clone().expect("status.id")
 }
 
-/// Sleeps while the controller keeps running.
+/// Sleeps while the controller keeps running: a window in which something must *not* happen
+/// (no call, no write), checked after it. Not a deadline, so not scaled, and never a wait for
+/// something to happen: those are [`eventually`].
 pub async fn settle(d: Duration) {
     tokio::time::sleep(d).await;
-}
-
-/// Runs `f` with a deadline.
-pub async fn within<T>(d: Duration, what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(d, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took longer than {d:?}"))
 }
