@@ -148,7 +148,11 @@ fn ready_at_generation(link: &CheckoutLink) -> bool {
 }
 
 fn count_ready(store: &Store<CheckoutLink>) -> usize {
-    store.state().iter().filter(|l| ready_at_generation(l)).count()
+    store
+        .state()
+        .iter()
+        .filter(|l| ready_at_generation(l))
+        .count()
 }
 
 async fn wait(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
@@ -240,7 +244,10 @@ async fn run() {
         "stringData": {"token": TOKEN, "server": emulator.base_url()}
     }))
     .unwrap();
-    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
 
     let links: Api<CheckoutLink> = Api::namespaced(client.clone(), &ns);
     let (store, writer) = reflector::store::<CheckoutLink>();
@@ -289,7 +296,10 @@ async fn run() {
     let converged = started.elapsed().as_secs_f64();
     rows.push(Row {
         id: "P1",
-        figure: format!("{n} new links converge (applied in {:.1} s)", applied.as_secs_f64()),
+        figure: format!(
+            "{n} new links converge (applied in {:.1} s)",
+            applied.as_secs_f64()
+        ),
         measured: converged,
         unit: "s",
         goal: 1.05 * n as f64 / per_second + 10.0,
@@ -300,13 +310,19 @@ async fn run() {
     // P3 and P4 (sweeps): several intervals of nothing changing.
     tokio::time::sleep(Duration::from_secs(interval)).await;
     emulator.reset_counters();
-    let writes_before = operator.metric("checkout_link_operator_status_writes_total").await;
+    let writes_before = operator
+        .metric("checkout_link_operator_status_writes_total")
+        .await;
     let intervals = 3;
-    say(&format!("P3/P4: {intervals} sweep intervals with nothing changing"));
+    say(&format!(
+        "P3/P4: {intervals} sweep intervals with nothing changing"
+    ));
     tokio::time::sleep(Duration::from_secs(interval * intervals)).await;
     let quiet = link_calls(&emulator);
-    let status_writes =
-        operator.metric("checkout_link_operator_status_writes_total").await - writes_before;
+    let status_writes = operator
+        .metric("checkout_link_operator_status_writes_total")
+        .await
+        - writes_before;
     rows.push(Row {
         id: "P3",
         figure: format!("Polar writes over {intervals} intervals"),
@@ -388,7 +404,9 @@ async fn run() {
     .await;
     p2("calls for one spec change", &before, 1.0);
     let before = link_calls(&emulator);
-    let reconciles = operator.metric("checkout_link_operator_reconciles_total").await;
+    let reconciles = operator
+        .metric("checkout_link_operator_reconciles_total")
+        .await;
     links
         .patch(
             "one",
@@ -398,7 +416,11 @@ async fn run() {
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while operator.metric("checkout_link_operator_reconciles_total").await <= reconciles {
+    while operator
+        .metric("checkout_link_operator_reconciles_total")
+        .await
+        <= reconciles
+    {
         assert!(Instant::now() < deadline, "the no-op never reconciled");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -431,21 +453,25 @@ async fn run() {
     for (_, id) in &ids[10..] {
         emulator.delete_link(id).unwrap();
     }
-    wait("drift corrected", Duration::from_secs(interval * 10 + 60), || {
-        let edited_back = ids[..10].iter().all(|(_, id)| {
-            emulator
-                .link(id)
-                .is_some_and(|l| l["label"] != "edited in the dashboard")
-        });
-        let recreated = ids[10..].iter().all(|(name, id)| {
-            store.state().iter().any(|l| {
-                l.metadata.name.as_ref() == Some(name)
-                    && l.status.as_ref().and_then(|s| s.id.as_ref()) != Some(id)
-                    && ready_at_generation(l)
-            })
-        });
-        edited_back && recreated
-    })
+    wait(
+        "drift corrected",
+        Duration::from_secs(interval * 10 + 60),
+        || {
+            let edited_back = ids[..10].iter().all(|(_, id)| {
+                emulator
+                    .link(id)
+                    .is_some_and(|l| l["label"] != "edited in the dashboard")
+            });
+            let recreated = ids[10..].iter().all(|(name, id)| {
+                store.state().iter().any(|l| {
+                    l.metadata.name.as_ref() == Some(name)
+                        && l.status.as_ref().and_then(|s| s.id.as_ref()) != Some(id)
+                        && ready_at_generation(l)
+                })
+            });
+            edited_back && recreated
+        },
+    )
     .await;
     rows.push(Row {
         id: "P4",
@@ -641,7 +667,9 @@ async fn run() {
     });
     rows.push(Row {
         id: "P8",
-        figure: format!("list page 100 vs page 1 at 10,000 links ({first_page:.2} ms vs {last_page:.2} ms)"),
+        figure: format!(
+            "list page 100 vs page 1 at 10,000 links ({first_page:.2} ms vs {last_page:.2} ms)"
+        ),
         measured: last_page / first_page,
         unit: "×",
         goal: 1.5,
@@ -703,7 +731,9 @@ async fn emulator_figures() -> (f64, f64, f64) {
         async move {
             let t = Instant::now();
             let r = http
-                .get(format!("{base}/v1/checkout-links/?page={p}&limit=100&sorting=created_at"))
+                .get(format!(
+                    "{base}/v1/checkout-links/?page={p}&limit=100&sorting=created_at"
+                ))
                 .bearer_auth(TOKEN)
                 .send()
                 .await
@@ -741,7 +771,11 @@ async fn emulator_figures() -> (f64, f64, f64) {
         }
     }))
     .await;
-    (done.iter().sum::<u64>() as f64 / 3.0, first / 20.0, last / 20.0)
+    (
+        done.iter().sum::<u64>() as f64 / 3.0,
+        first / 20.0,
+        last / 20.0,
+    )
 }
 
 fn print_table(n: usize, rows: &[Row]) {
@@ -757,7 +791,11 @@ fn print_table(n: usize, rows: &[Row]) {
             format!("{} {}", fmt(r.goal), r.unit)
         };
         let ratio = if r.goal == 0.0 {
-            if r.measured == 0.0 { "0 (met)".to_owned() } else { "—".to_owned() }
+            if r.measured == 0.0 {
+                "0 (met)".to_owned()
+            } else {
+                "—".to_owned()
+            }
         } else {
             format!("{:.2}", r.measured / r.goal)
         };
@@ -774,9 +812,7 @@ fn print_table(n: usize, rows: &[Row]) {
 }
 
 fn fmt(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e9 {
-        format!("{x:.0}")
-    } else if x.abs() >= 100.0 {
+    if (x.fract() == 0.0 && x.abs() < 1e9) || x.abs() >= 100.0 {
         format!("{x:.0}")
     } else {
         format!("{x:.2}")

@@ -201,14 +201,26 @@ async fn a_settled_link_stays_ready_through_a_polar_outage_without_a_status_writ
         ..Default::default()
     }]);
     // Several sweep intervals of 503s: the sweeps fail, the link is not touched.
-    wait_until(Duration::from_secs(60), "three failed sweeps", || {
-        h.count(LIST) >= 3
+    eventually("three failed sweeps", Duration::from_secs(60), async || {
+        if h.count(LIST) >= 3 {
+            Ok(())
+        } else {
+            Err("not yet")
+        }
     })
     .await;
     h.emulator.clear_faults();
-    wait_until(Duration::from_secs(60), "a sweep after the outage", || {
-        h.count(LIST) >= 4
-    })
+    eventually(
+        "a sweep after the outage",
+        Duration::from_secs(60),
+        async || {
+            if h.count(LIST) >= 4 {
+                Ok(())
+            } else {
+                Err("not yet")
+            }
+        },
+    )
     .await;
     let after = h.links.get("steady").await.unwrap();
     assert_eq!(
@@ -279,10 +291,15 @@ async fn drift_is_found_by_the_sweep_and_corrected_with_one_call_each() {
             .is_some_and(|i| i != deleted)
     })
     .await;
-    wait_until(Duration::from_secs(60), "the label put back", || {
-        h.emulator
+    eventually("the label put back", Duration::from_secs(60), async || {
+        if h.emulator
             .link(&edited)
             .is_some_and(|l| l["label"] == "mine")
+        {
+            Ok(())
+        } else {
+            Err("not yet")
+        }
     })
     .await;
     // One PATCH for the edit; one GET to confirm the missing link and one POST to recreate it.
@@ -293,20 +310,4 @@ async fn drift_is_found_by_the_sweep_and_corrected_with_one_call_each() {
         h.link_counters()
     );
     h.finish().await;
-}
-
-/// Polls `check` until it holds, or panics after `timeout` (scaled by `TEST_TIMEOUT_SCALE`).
-async fn wait_until(timeout: Duration, what: &str, check: impl Fn() -> bool) {
-    let scale: f64 = std::env::var("TEST_TIMEOUT_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    let deadline = tokio::time::Instant::now() + timeout.mul_f64(scale.max(1.0));
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
