@@ -175,8 +175,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a sweep (see [`crate::polar::account::SweepReport`]).
-    pub fn swept(&self, report: &crate::polar::account::SweepReport) {
+    /// Counts a sweep (see [`crate::polar::org::SweepReport`]).
+    pub fn swept(&self, report: &crate::polar::org::SweepReport) {
         let result = if report.error.is_some() {
             "failed"
         } else {

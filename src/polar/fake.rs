@@ -3,7 +3,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use super::account::{ClientFactory, Pool, PoolSettings, SweepReport};
+use super::org::SweepReport;
+use super::pool::{ClientFactory, Pool, PoolSettings};
 use super::{
     CheckoutLinks, Credentials, Link, LinkFields, LinkPatch, ListQuery, Page, PolarError, Server,
     Token,

@@ -17,8 +17,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use url::Url;
 
-use super::error::excerpt;
-use super::wire::{ErrorBody, ListDto, OrganizationsDto, create_body, patch_body};
+use super::wire::{ListDto, OrganizationsDto, create_body, patch_body};
 use super::{
     CheckoutLinks, Credentials, Link, LinkFields, LinkPatch, ListQuery, Page, PolarError, Token,
     install_crypto_provider,
@@ -179,88 +178,18 @@ impl HttpClient {
             Err(e) if e.is_timeout() => Err(PolarError::Timeout),
             Err(e) => Err(self.scrub(PolarError::Transport { message: chain(&e) })),
             Ok(reply) if reply.status.is_success() => Ok(reply),
-            Ok(reply) => Err(self.scrub(self.error_of(&reply))),
-        }
-    }
-
-    /// The error a non-2xx reply stands for.
-    fn error_of(&self, reply: &Reply) -> PolarError {
-        let text = String::from_utf8_lossy(&reply.body);
-        let body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
-        match reply.status.as_u16() {
-            401 => PolarError::Unauthorized {
-                message: described(&body, &text),
-            },
-            403 => PolarError::Forbidden {
-                message: forbidden_message(&reply.headers, &body, &text),
-            },
-            // Only Polar's own answer for a missing object means "not found" (REFERENCE.md §6).
-            404 if body.error.as_deref() == Some("ResourceNotFound") => PolarError::NotFound,
-            // A version Polar does not serve is refused before anything else, with Starlette's
-            // plain 404 and no `Polar-Version` echo (REFERENCE.md §1).
-            404 if !reply.headers.contains_key(VERSION_HEADER)
-                && body.error.is_none()
-                && body.detail_text() == Some("Not Found") =>
-            {
-                PolarError::VersionRefused {
-                    version: self.api_version.clone(),
-                }
-            }
-            // Any other 404 (a route Polar does not have, a proxy's page) is no proof that a
-            // link is gone: it must never lead to a recreate or count as a delete.
-            422 => PolarError::from_422_body(&text),
-            429 => PolarError::RateLimited {
-                retry_after: retry_after(&reply.headers),
-            },
-            status @ 500..=599 => PolarError::Server { status },
-            status => PolarError::Unexpected {
-                status,
-                message: described(&body, &text),
-            },
+            Ok(reply) => Err(self.scrub(error_of(
+                reply.status,
+                &reply.headers,
+                &reply.body,
+                &self.api_version,
+            ))),
         }
     }
 
     /// Replaces the token in any message with `***`.
     fn scrub(&self, error: PolarError) -> PolarError {
-        let token = self.token.expose();
-        if token.is_empty() {
-            return error;
-        }
-        let clean = |m: String| m.replace(token, "***");
-        match error {
-            PolarError::Validation {
-                message,
-                layer,
-                problems,
-            } => PolarError::Validation {
-                message: clean(message),
-                layer,
-                problems: problems
-                    .into_iter()
-                    .map(|p| super::error::Problem {
-                        location: clean(p.location),
-                        message: clean(p.message),
-                    })
-                    .collect(),
-            },
-            PolarError::Unauthorized { message } => PolarError::Unauthorized {
-                message: clean(message),
-            },
-            PolarError::Forbidden { message } => PolarError::Forbidden {
-                message: clean(message),
-            },
-            PolarError::Transport { message } => PolarError::Transport {
-                message: clean(message),
-            },
-            PolarError::Decode { message } => PolarError::Decode {
-                message: clean(message),
-            },
-            PolarError::Unexpected { status, message } => PolarError::Unexpected {
-                status,
-                message: clean(message),
-            },
-            other => other,
-        }
+        scrub(self.token.expose(), error)
     }
 
     fn decode<T: DeserializeOwned>(&self, reply: &Reply) -> Result<T, PolarError> {
@@ -390,79 +319,11 @@ fn to_json(body: &serde_json::Value) -> Result<Vec<u8>, PolarError> {
     })
 }
 
-/// `2xx`, `3xx`, `4xx`, `5xx` or `429`: a bounded label.
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        429 => "429",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        500..=599 => "5xx",
-        _ => "4xx",
-    }
-}
+mod answer;
 
-/// `Retry-After` in seconds; [`DEFAULT_RETRY_AFTER`] when missing or not a number of seconds.
-fn retry_after(headers: &HeaderMap) -> Duration {
-    headers
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(DEFAULT_RETRY_AFTER, |s| {
-            Duration::from_secs(s).min(MAX_RETRY_AFTER)
-        })
-}
-
-/// `error: description` from either JSON error shape, or an excerpt of a body of any other kind.
-fn described(body: &ErrorBody, text: &str) -> String {
-    let description = body.error_description.as_deref().or(body.detail_text());
-    match (body.error.as_deref(), description) {
-        (Some(error), Some(description)) if error == description => error.to_owned(),
-        (Some(error), Some(description)) => format!("{error}: {description}"),
-        (Some(only), None) | (None, Some(only)) => only.to_owned(),
-        (None, None) => excerpt(text),
-    }
-}
-
-/// For `insufficient_scope`, names the scope(s) Polar asks for in `WWW-Authenticate`.
-fn forbidden_message(headers: &HeaderMap, body: &ErrorBody, text: &str) -> String {
-    let described = described(body, text);
-    if body.error.as_deref() != Some("insufficient_scope") {
-        return described;
-    }
-    let mut scopes: Vec<&str> = headers
-        .get_all(header::WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split("scope=\"").nth(1))
-        .filter_map(|rest| rest.split('"').next())
-        .flat_map(str::split_whitespace)
-        .collect();
-    scopes.sort_unstable();
-    scopes.dedup();
-    match scopes.as_slice() {
-        [] => described,
-        [one] => format!("the token lacks the scope {one} ({described})"),
-        many => format!(
-            "the token lacks one of the scopes {} ({described})",
-            many.join(", ")
-        ),
-    }
-}
-
-/// An error and its sources on one line (reqwest's own text alone says little).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+#[cfg(test)]
+use answer::retry_after;
+use answer::{chain, error_of, scrub, status_class};
 
 #[cfg(test)]
 mod tests;

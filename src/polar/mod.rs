@@ -10,8 +10,9 @@
 //! - [`http`]: [`http::HttpClient`], the reqwest implementation of [`CheckoutLinks`].
 //! - [`governor`]: per-organisation pacing and `Retry-After`.
 //! - [`mirror`]: an organisation's links as the last sweep saw them (pure).
-//! - [`account`]: one account per token (paced calls, organisation learned from Polar's
-//!   answers, writes recorded in the mirror) and one sweeping organisation per (server, id).
+//! - [`account`]: one account per token: paced calls, the organisation learned from Polar's
+//!   answers, writes recorded in the mirror; [`org`]: one organisation per (server, id), its
+//!   mirror and its sweeps; [`pool`]: hands both out.
 //!
 //! Nothing here depends on Kubernetes.
 
@@ -24,6 +25,8 @@ pub mod fields;
 pub mod governor;
 pub mod http;
 pub mod mirror;
+pub mod org;
+pub mod pool;
 pub mod validate;
 pub mod wire;
 

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::crd::{ADOPT_ANNOTATION, CheckoutLink, CheckoutLinkStatus, MANAGER};
 use crate::error::{CredentialsError, Error};
 use crate::metrics::Metrics;
-use crate::polar::account::Pool;
+use crate::polar::pool::Pool;
 use crate::polar::{Credentials, Server};
 
 use super::credentials::{SecretCache, identity};

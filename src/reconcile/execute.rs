@@ -159,7 +159,7 @@ mod tests {
     use crate::polar::LinkPatch;
     use crate::polar::fake::{self, Fake, credentials, link};
 
-    fn account(fake: &Arc<Fake>) -> (crate::polar::account::Pool, Arc<Account>) {
+    fn account(fake: &Arc<Fake>) -> (crate::polar::pool::Pool, Arc<Account>) {
         let (pool, _reports) = fake::pool(fake.clone(), Duration::from_secs(3600));
         let account = pool.account(&credentials("t")).unwrap();
         (pool, account)

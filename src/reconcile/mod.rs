@@ -58,8 +58,9 @@ use crate::config::Settings;
 use crate::crd::{CheckoutLink, FINALIZER, MANAGER};
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::polar::account::{ClientFactory, Pool, PoolSettings, SweepReport};
 use crate::polar::http::HttpClient;
+use crate::polar::org::SweepReport;
+use crate::polar::pool::{ClientFactory, Pool, PoolSettings};
 use crate::polar::{CheckoutLinks, Credentials};
 use crate::server::Readiness;
 

@@ -17,7 +17,8 @@ use tokio::time::Instant;
 
 use crate::crd::ADOPT_ANNOTATION;
 use crate::error::Error;
-use crate::polar::account::{Account, Org};
+use crate::polar::account::Account;
+use crate::polar::org::Org;
 use crate::polar::{Link, PolarError};
 
 use super::plan::{Observed, foreign_owner};

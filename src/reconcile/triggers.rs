@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::config::SecretName;
 use crate::crd::CheckoutLink;
-use crate::polar::account::{OrgKey, SweepReport};
+use crate::polar::org::{OrgKey, SweepReport};
 
 use super::context::Context;
 use super::credentials::{credentials_ref, identity, uses_secret};

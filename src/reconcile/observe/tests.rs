@@ -17,7 +17,7 @@ fn owned(uid: &str) -> LinkFields {
 }
 
 /// A pool over `fake` whose organisation is known and whose mirror has had its first sweep.
-async fn warm(fake: &Arc<Fake>) -> (crate::polar::account::Pool, Arc<Account>) {
+async fn warm(fake: &Arc<Fake>) -> (crate::polar::pool::Pool, Arc<Account>) {
     *fake.orgs.lock().unwrap() = Some(vec![ORG.into()]);
     let (pool, mut reports) = fake::pool(fake.clone(), Duration::from_secs(3600));
     let account = pool.account(&credentials("t")).unwrap();

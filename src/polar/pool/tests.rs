@@ -1,4 +1,4 @@
-//! Accounts, organisations and sweeps against the fake Polar.
+//! The pool, its accounts, organisations and sweeps against the fake Polar.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::polar::fake::{self, Fake, ORG, credentials, link};
-use crate::polar::{LinkFields, MetaValue, OWNER_METADATA_KEY};
+use crate::polar::{Link, LinkFields, LinkPatch, MetaValue, OWNER_METADATA_KEY};
 
 fn owned(uid: &str) -> LinkFields {
     LinkFields {
