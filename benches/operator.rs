@@ -558,8 +558,9 @@ async fn run() {
         .iter()
         .filter(|r| r.route.as_deref() == Some("/v1/checkout-links/") && r.method == "GET")
         .filter_map(|r| {
-            let start = parse_time(&r.timestamp)?;
-            Some((start, start + r.duration_ms / 1000.0))
+            // The log's timestamp is when the answer was sent.
+            let end = parse_time(&r.timestamp)?;
+            Some((end - r.duration_ms / 1000.0, end))
         })
         .collect();
     let during = windows

@@ -70,12 +70,21 @@ async fn two_tokens_of_one_organisation_share_one_budget_and_one_retry_after() {
     let at = |r: &polar_emulator::RequestLogEntry| {
         chrono_like(&r.timestamp).expect("an RFC 3339 timestamp")
     };
+    // The log's timestamp is when an answer was sent; a request started that much earlier.
+    let started = |r: &polar_emulator::RequestLogEntry| at(r) - r.duration_ms / 1000.0;
     let blocked_until = at(limited) + 5.0;
     let inside: Vec<String> = requests
         .iter()
         .filter(|r| r.organization_id.as_deref() == Some(ACME))
-        .filter(|r| at(r) > at(limited) && at(r) < blocked_until)
-        .map(|r| format!("{} {} at +{:.2}s", r.method, r.path, at(r) - at(limited)))
+        .filter(|r| started(r) > at(limited) && started(r) < blocked_until)
+        .map(|r| {
+            format!(
+                "{} {} at +{:.2}s",
+                r.method,
+                r.path,
+                started(r) - at(limited)
+            )
+        })
         .collect();
     assert!(
         inside.is_empty(),
