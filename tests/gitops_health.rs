@@ -139,6 +139,7 @@ fn phase_of(activity: Activity, error: &Error) -> Phase {
         failures: 0,
         deleting_for: None,
         grace: std::time::Duration::from_secs(600),
+        state_retry: std::time::Duration::from_secs(600),
     })
     .phase
 }

@@ -14,10 +14,12 @@ const TEAM5: &str = "d1000000-0000-4000-8000-000000000002";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_polar_refuses_stalls_with_its_message_after_one_post_until_fixed() {
+    // What Polar refuses because of its own state is looked at again after one sweep
+    // interval (then less and less often): 30 s here, longer than this test looks.
     let h = Harness::start(
         "rejected",
         Options {
-            resync: Duration::from_secs(1),
+            resync: Duration::from_secs(30),
             ..Options::default()
         },
     )

@@ -188,6 +188,7 @@ fn situation<'a>(ctx: &Context, uid: &str, failure: &'a Failure) -> Situation<'a
         failures: ctx.recall(uid).failures,
         deleting_for: None,
         grace: ctx.settings.deletion_grace,
+        state_retry: ctx.settings.resync_interval,
     }
 }
 

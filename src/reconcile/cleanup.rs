@@ -261,6 +261,7 @@ async fn delete_failed(
         failures: ctx.recall(uid).failures,
         deleting_for: Some(waited),
         grace: ctx.settings.deletion_grace,
+        state_retry: ctx.settings.resync_interval,
     });
     ctx.bump_failures(uid);
     if decision.release {

@@ -19,10 +19,9 @@ use super::status::{Activity, Phase, Reason};
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long to wait before trying credentials or an API version Polar refused again.
 pub const REFUSED_RETRY: Duration = Duration::from_secs(300);
-/// The first retry of a request Polar refused because of its own state (an archived product,
-/// a discount that no longer applies): such a state may change without any change here.
-pub const STATE_RETRY: Duration = Duration::from_secs(300);
-/// The longest wait between retries of such a request.
+/// The longest wait between retries of a request Polar refused because of its own state (an
+/// archived product, a discount that no longer applies), which may change without any change
+/// here; the first retry comes after one sweep interval ([`Situation::state_retry`]).
 pub const MAX_STATE_RETRY: Duration = Duration::from_secs(3600);
 
 /// What failed, and the circumstances the decision depends on.
@@ -38,6 +37,9 @@ pub struct Situation<'a> {
     pub deleting_for: Option<Duration>,
     /// How long a deletion keeps trying when only a person can fix the failure.
     pub grace: Duration,
+    /// The first wait before retrying what Polar refused because of its own state (the sweep
+    /// interval): doubled with each failure, up to [`MAX_STATE_RETRY`].
+    pub state_retry: Duration,
 }
 
 /// When to try again.
@@ -74,7 +76,7 @@ pub fn backoff(failures: u32) -> Duration {
 
 /// The decision for a failure.
 pub fn decide(s: Situation<'_>) -> Decision {
-    let (class, reason, retry) = classify(s.error, s.failures);
+    let (class, reason, retry) = classify(s.error, s.failures, s.state_retry);
     let message = plain_words(s.error);
     let phase = match class {
         Class::Transient => Phase::Retrying {
@@ -120,12 +122,12 @@ enum Class {
     Permanent,
 }
 
-fn classify(error: &Error, failures: u32) -> (Class, Reason, Retry) {
+fn classify(error: &Error, failures: u32, state_retry: Duration) -> (Class, Reason, Retry) {
     use Class::{Permanent, Transient};
     let slow = || {
         Retry::In(
-            STATE_RETRY
-                .saturating_mul(1 << failures.min(8))
+            state_retry
+                .saturating_mul(1 << failures.min(12))
                 .min(MAX_STATE_RETRY),
         )
     };

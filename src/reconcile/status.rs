@@ -497,6 +497,7 @@ mod tests {
             failures: 0,
             deleting_for: None,
             grace: std::time::Duration::from_secs(600),
+            state_retry: std::time::Duration::from_secs(600),
         });
         let s = build_status(None, &outcome(decision.phase), &time(1));
         assert_eq!(

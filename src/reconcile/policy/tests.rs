@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use super::*;
 
+/// The sweep interval the rows assume.
+const STATE_RETRY: Duration = Duration::from_secs(300);
+
 fn polar(source: PolarError) -> Error {
     Error::Polar {
         step: "call",
@@ -280,6 +283,7 @@ fn situation(activity: Activity, error: &Error, failures: u32) -> Situation<'_> 
         failures,
         deleting_for: None,
         grace: Duration::from_secs(600),
+        state_retry: STATE_RETRY,
     }
 }
 
