@@ -120,6 +120,10 @@ fn bad_values_fail_rendering_with_a_message_naming_the_field() {
             &["--set", "serviceAccount.create=false"],
             "serviceAccount.name is required when serviceAccount.create is false",
         ),
+        (
+            &["--set", "leaderElection.enabled=false,replicaCount=2"],
+            "more than one replica needs leaderElection.enabled=true",
+        ),
     ];
     for (args, expected) in cases {
         match render("bad", "ops", args) {
@@ -147,6 +151,26 @@ fn bad_values_fail_rendering_with_a_message_naming_the_field() {
         "{}",
         out.stderr
     );
+}
+
+/// With leader election, upgrades roll (the new pod waits for the Lease); without it, nothing
+/// may overlap two controllers: the old pod stops before the new one starts.
+#[test]
+fn without_leader_election_one_replica_and_the_recreate_strategy() {
+    let elected = one(&objects("clo", "ops", &[]), "Deployment").clone();
+    assert_eq!(elected["spec"].get("strategy"), None, "the default RollingUpdate");
+    let single = objects("clo", "ops", &["--set", "leaderElection.enabled=false"]);
+    let deployment = one(&single, "Deployment");
+    assert_eq!(deployment["spec"]["strategy"], json!({"type": "Recreate"}));
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let paused = objects(
+        "clo",
+        "ops",
+        &["--set", "leaderElection.enabled=false,replicaCount=0"],
+    );
+    assert_eq!(one(&paused, "Deployment")["spec"]["replicas"], 0);
+    let ha = objects("clo", "ops", &["--set", "replicaCount=3"]);
+    assert_eq!(one(&ha, "Deployment")["spec"]["replicas"], 3);
 }
 
 #[test]
