@@ -158,7 +158,11 @@ fn bad_values_fail_rendering_with_a_message_naming_the_field() {
 #[test]
 fn without_leader_election_one_replica_and_the_recreate_strategy() {
     let elected = one(&objects("clo", "ops", &[]), "Deployment").clone();
-    assert_eq!(elected["spec"].get("strategy"), None, "the default RollingUpdate");
+    assert_eq!(
+        elected["spec"].get("strategy"),
+        None,
+        "the default RollingUpdate"
+    );
     let single = objects("clo", "ops", &["--set", "leaderElection.enabled=false"]);
     let deployment = one(&single, "Deployment");
     assert_eq!(deployment["spec"]["strategy"], json!({"type": "Recreate"}));

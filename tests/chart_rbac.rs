@@ -92,6 +92,9 @@ enum Symptom {
     /// Leader election never succeeds: the `leader` gauge stays 0, the Lease is not the
     /// operator's, and no finalizer, no status, Polar not called.
     NeverLeads,
+    /// A link with its own Secret becomes Ready, but the Secret never carries the credentials
+    /// finalizer (so a namespace deletion could take the token before the link is deleted).
+    SecretUnguarded,
 }
 
 /// A verb, and what breaks without it.
@@ -145,6 +148,7 @@ const CASES: &[Case] = &[
     case("secrets-get", ClusterRole, "", "secrets", "get", CredentialsUnreadable),
     case("secrets-list", ClusterRole, "", "secrets", "list", NeverReady),
     case("secrets-watch", ClusterRole, "", "secrets", "watch", SecretChangesUnseen),
+    case("secrets-patch", ClusterRole, "", "secrets", "patch", SecretUnguarded),
     case("events-create", ClusterRole, "events.k8s.io", "events", "create", NoEvents),
     case("events-patch", ClusterRole, "events.k8s.io", "events", "patch", RepeatsUncounted),
     case("leases-get", Role, "coordination.k8s.io", "leases", "get", NeverLeads),
@@ -244,10 +248,14 @@ async fn lifecycle(w: &World) {
     }
     w.wait_event("shop", "Updated", Some(2)).await;
 
-    // A link with its own Secret, in its own namespace: missing, then created.
+    // A link with its own Secret, in its own namespace: missing, then created; the Secret is
+    // kept (finalizer) while the link uses it.
     own_secret_arrives(w).await;
     w.wait_ready("own").await;
     assert!(w.count(POST) == 2, "POSTs: {}", w.count(POST));
+    w.objects
+        .wait_for_secret(OWN_SECRET, "guarded by the credentials finalizer", guarded)
+        .await;
 
     // Delete: DELETE reaches Polar, the finalizers are released.
     for name in ["shop", "own"] {
@@ -257,6 +265,9 @@ async fn lifecycle(w: &World) {
         w.objects.wait_gone(name).await;
     }
     assert!(w.count(DELETE) == 2, "DELETEs: {}", w.count(DELETE));
+    w.objects
+        .wait_for_secret(OWN_SECRET, "released by the operator", |s| !guarded(s))
+        .await;
     assert!(
         w.emulator.link(&id).is_none(),
         "the link is still live in Polar"
@@ -377,6 +388,18 @@ async fn without(w: &mut World, case: &Case) {
             let want = [("Created".to_owned(), None), ("Updated".to_owned(), None)];
             assert!(events == want, "events: {events:?}, want {want:?}");
         }
+        SecretUnguarded => {
+            w.wait_synced().await;
+            let mut spec = shop_spec();
+            spec["credentialsSecretRef"] = json!({"name": OWN_SECRET});
+            w.put_secret(&w.objects, OWN_SECRET).await;
+            w.create_link("own", spec).await;
+            w.wait_ready("own").await;
+            forbidden(w).await;
+            observe().await;
+            let secret = w.objects.secrets.get(OWN_SECRET).await.unwrap();
+            assert!(!guarded(&secret), "the Secret carries the finalizer");
+        }
         NeverLeads => {
             let (_, identity) = w.lease().expect("no leader election in the Deployment");
             create_then_observe(w).await;
@@ -390,6 +413,15 @@ async fn without(w: &mut World, case: &Case) {
             w.untouched("shop", false).await;
         }
     }
+}
+
+/// Whether a Secret carries the operator's credentials finalizer.
+fn guarded(secret: &k8s_openapi::api::core::v1::Secret) -> bool {
+    secret
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == "polar.sh/credentials-in-use"))
 }
 
 /// What a panic said.

@@ -52,6 +52,10 @@ pub(super) async fn apply(ctx: &Context, link: &CheckoutLink) -> Result<Action, 
         return Ok(wait.map_or_else(Action::await_change, Action::requeue));
     }
 
+    // A Secret of the link's own namespace is kept until the link is gone (namespace deletion).
+    if let (Ok(r), Ok(_), Some(_)) = (&cref, &credentials, &link.spec.credentials_secret_ref) {
+        ctx.secrets.guard(&ctx.client, &r.secret).await;
+    }
     let attempt = match credentials {
         Err(e) => Attempt::Failed(Failure::new(Activity::Observing, e.into())),
         Ok(credentials) => match ctx.polar.account(&credentials) {

@@ -35,6 +35,8 @@ pub struct Context {
     pub(super) settings: Settings,
     pub(super) recorder: Recorder,
     pub(super) secrets: SecretCache,
+    /// The controller's CheckoutLinks (the watch's store).
+    pub(super) links: kube::runtime::reflector::Store<super::triggers::Guarded>,
     pub(super) synced: watch::Receiver<bool>,
     pub(super) polar: Pool,
     pub(super) metrics: Arc<Metrics>,
@@ -224,6 +226,17 @@ impl Context {
         };
         if let Err(error) = self.recorder.publish(&event, &link.object_ref(&())).await {
             tracing::warn!(%error, reason, "could not publish an event");
+        }
+    }
+}
+
+impl Context {
+    /// Takes the credentials finalizer off every Secret no CheckoutLink names any more.
+    pub(super) async fn release_unused_secrets(&self) {
+        let objects = self.links.state();
+        let links = objects.iter().filter_map(|g| g.0.as_ref().ok());
+        for secret in super::credentials::unused(self.secrets.guarded(), links) {
+            self.secrets.release(&self.client, &secret).await;
         }
     }
 }

@@ -19,6 +19,12 @@ use crate::polar::{Credentials, Server, Token};
 
 pub use crate::config::SecretName;
 
+/// The finalizer the operator puts on a credentials Secret that CheckoutLinks of its own
+/// namespace use (`spec.credentialsSecretRef`), and takes off once none uses it: deleting a
+/// namespace deletes its Secrets and its CheckoutLinks together, and without it the Secret
+/// would be gone before the links' Polar links could be deleted with it.
+pub const CREDENTIALS_FINALIZER: &str = "polar.sh/credentials-in-use";
+
 /// The key of a credentials Secret that holds the token, unless the reference names another.
 pub const TOKEN_KEY: &str = "token";
 /// The optional key that names the server: `production`, `sandbox` or a base URL.
@@ -103,6 +109,26 @@ pub fn parse_secret(
     };
     server.ensure_secure(allow_insecure).map_err(bad)?;
     Ok(Credentials { token, server })
+}
+
+fn has_finalizer(meta: &PartialObjectMeta<Secret>) -> bool {
+    meta.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == CREDENTIALS_FINALIZER))
+}
+
+/// The Secrets of [`CREDENTIALS_FINALIZER`] that no link in `links` names any more.
+pub fn unused<'a>(
+    guarded: Vec<SecretName>,
+    links: impl IntoIterator<Item = &'a CheckoutLink>,
+) -> Vec<SecretName> {
+    let used: std::collections::HashSet<SecretName> = links
+        .into_iter()
+        .filter(|l| l.spec.credentials_secret_ref.is_some())
+        .filter_map(|l| credentials_ref(l, None).ok().map(|r| r.secret))
+        .collect();
+    guarded.into_iter().filter(|s| !used.contains(s)).collect()
 }
 
 /// Credentials as read from a Secret at one `resourceVersion`.
@@ -193,6 +219,72 @@ impl SecretCache {
             credentials,
             version,
         })
+    }
+
+    /// Puts [`CREDENTIALS_FINALIZER`] on the Secret unless it carries it. A failure (no
+    /// `patch` right, a conflict) is logged and the link carries on: the Secret is then only
+    /// less protected.
+    pub async fn guard(&self, client: &kube::Client, secret: &SecretName) {
+        self.set_finalizer(client, secret, true).await;
+    }
+
+    /// Takes [`CREDENTIALS_FINALIZER`] off the Secret.
+    pub async fn release(&self, client: &kube::Client, secret: &SecretName) {
+        self.set_finalizer(client, secret, false).await;
+    }
+
+    /// The Secrets the watches saw carrying [`CREDENTIALS_FINALIZER`].
+    pub fn guarded(&self) -> Vec<SecretName> {
+        self.stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter(|m| has_finalizer(m))
+            .map(|m| SecretName {
+                namespace: m.metadata.namespace.clone().unwrap_or_default(),
+                name: m.metadata.name.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    async fn set_finalizer(&self, client: &kube::Client, secret: &SecretName, on: bool) {
+        let Some(meta) = self.meta(secret) else {
+            return;
+        };
+        if has_finalizer(&meta) == on {
+            return;
+        }
+        let mut finalizers: Vec<String> = meta
+            .metadata
+            .finalizers
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f != CREDENTIALS_FINALIZER)
+            .collect();
+        if on {
+            finalizers.push(CREDENTIALS_FINALIZER.to_owned());
+        }
+        // A merge patch (never creates the Secret), pinned to the version the decision was
+        // made on: a concurrent change makes it fail with a conflict, and the next pass decides
+        // again.
+        let patch = serde_json::json!({"metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": meta.metadata.resource_version,
+        }});
+        let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace);
+        match api
+            .patch_metadata(
+                &secret.name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => tracing::info!(secret = %secret, on, "credentials finalizer"),
+            Err(error) => {
+                tracing::warn!(secret = %secret, on, %error, "could not change the credentials finalizer")
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Parsed> {

@@ -159,6 +159,7 @@ pub async fn run_with(
         link_config = link_config.labels(selector);
     }
     let (links, link_writer) = reflector::store::<Guarded>();
+    let (gone_tx, mut gone) = mpsc::unbounded_channel::<()>();
     let link_events = tracker
         .track(
             watch_stream(links_api, link_config)
@@ -172,6 +173,12 @@ pub async fn run_with(
                 })
                 .reflect(link_writer),
         )
+        .inspect(move |event| {
+            // A CheckoutLink is gone (from the store already): its Secret may be unused now.
+            if matches!(event, Ok(watcher::Event::Delete(_))) {
+                let _ = gone_tx.send(());
+            }
+        })
         .applied_objects();
 
     let mut secret_stores = Vec::new();
@@ -212,7 +219,25 @@ pub async fn run_with(
         memory: Mutex::new(HashMap::new()),
         started: (Timestamp::now(), Instant::now()),
         settings: settings.clone(),
+        links: links.clone(),
     });
+    // Credentials finalizers come off when the last link using a Secret is gone, and at every
+    // resync interval for what changed otherwise (a link moved to another Secret).
+    {
+        let ctx = ctx.clone();
+        let every = settings.resync_interval;
+        tokio::spawn(async move {
+            ctx.caches_synced().await;
+            loop {
+                let tick = tokio::time::sleep(every);
+                tokio::select! {
+                    _ = tick => {}
+                    deleted = gone.recv() => if deleted.is_none() { return },
+                }
+                ctx.release_unused_secrets().await;
+            }
+        });
+    }
 
     let swept = triggers::from_sweeps(reports, links.clone(), ctx.clone());
     let rotated = triggers::from_secrets(

@@ -30,6 +30,26 @@ pub struct Objects {
 }
 
 impl Objects {
+    /// Waits until the Secret `name` satisfies `check`.
+    pub async fn wait_for_secret(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Secret) -> bool,
+    ) -> Secret {
+        crate::common::eventually(
+            &format!("the Secret {name} to be {what}"),
+            std::time::Duration::from_secs(90),
+            async || match self.secrets.get_opt(name).await {
+                Ok(Some(s)) if check(&s) => Ok(s),
+                Ok(Some(s)) => Err(format!("{:?}", s.metadata.finalizers)),
+                Ok(None) => Err("no such Secret".to_owned()),
+                Err(e) => Err(e.to_string()),
+            },
+        )
+        .await
+    }
+
     pub fn new(client: kube::Client, ns: &str) -> Objects {
         Objects {
             links: Api::namespaced(client.clone(), ns),
