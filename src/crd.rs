@@ -50,6 +50,7 @@ pub const MAX_USER_METADATA_KEYS: usize = 49;
     doc = "A Polar checkout link managed as code: the operator creates it in Polar, keeps it equal to the spec and reports its URL and client secret in the status.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","description":"Whether the Polar link matches the spec"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","description":"Why the link is (not) ready"}"#,
+    printcolumn = r#"{"name":"Sellable","type":"string","jsonPath":".status.conditions[?(@.type==\"Sellable\")].status","description":"Whether buyers can pay as declared (products available, preset discount live)"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url","description":"The checkout link URL"}"#,
     printcolumn = r#"{"name":"Polar ID","type":"string","priority":1,"jsonPath":".status.id","description":"The checkout link id in Polar"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#

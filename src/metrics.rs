@@ -11,7 +11,10 @@
 //! - `sweep_calls_total`: list calls made by sweeps;
 //! - `mirrored_links`: links held in the organisations' mirrors, as of each one's last sweep;
 //! - `status_writes_total`: CheckoutLink status patches sent;
-//! - `orphaned_links_total`: links left in Polar when a deletion gave up after its grace.
+//! - `orphaned_links_total`: links left in Polar when a deletion gave up after its grace;
+//! - `links_by_sellable_reason{reason}`: CheckoutLinks by the reason of their `Sellable`
+//!   condition (`Sellable`, `SomeProductsUnavailable`, `ProductsUnavailable`,
+//!   `DiscountNotStarted`, `DiscountExpired`, `DiscountExhausted`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +68,14 @@ pub struct Metrics {
     mirrored_by_org: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     status_writes: Counter,
     orphaned: Counter,
+    sellable: Family<ReasonLabel, Gauge>,
+}
+
+/// Label set `{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// A `Sellable` reason (a bounded set).
+    pub reason: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -141,7 +152,14 @@ impl Metrics {
             "Polar links left in place when a deletion gave up after its grace",
             orphaned.clone(),
         );
+        let sellable = Family::<ReasonLabel, Gauge>::default();
+        registry.register(
+            "links_by_sellable_reason",
+            "CheckoutLinks by the reason of their Sellable condition (Sellable: they sell as declared)",
+            sellable.clone(),
+        );
         Metrics {
+            sellable,
             registry,
             reconciles,
             reconcile_duration,
@@ -190,6 +208,13 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner());
         by_org.insert(format!("{:?}", report.org), report.links as i64);
         self.mirrored.set(by_org.values().sum());
+    }
+
+    /// Sets the number of links per `Sellable` reason.
+    pub fn set_unsellable(&self, counts: &[(&'static str, i64)]) {
+        for (reason, n) in counts {
+            self.sellable.get_or_create(&ReasonLabel { reason }).set(*n);
+        }
     }
 
     /// Counts a status patch.

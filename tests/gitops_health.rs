@@ -23,6 +23,7 @@ use checkout_link_operator::crd::{CheckoutLink, CheckoutLinkSpec, CheckoutLinkSt
 use checkout_link_operator::error::Error;
 use checkout_link_operator::polar::PolarError;
 use checkout_link_operator::reconcile::policy;
+use checkout_link_operator::reconcile::sellable::{SELLABLE, Sellability};
 use checkout_link_operator::reconcile::status::{
     self, Activity, LinkInfo, Outcome, Phase, READY, RECONCILING, STALLED, build_status,
 };
@@ -100,11 +101,18 @@ fn reconciled(
     at: i64,
 ) -> CheckoutLink {
     link.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    // As apply.rs does: a link seen in sync is assessed; a failure keeps what was said.
+    let sellable = matches!(phase, Phase::Ready).then(|| Sellability {
+        sellable: true,
+        reason: "Sellable",
+        message: String::new(),
+    });
     let outcome = Outcome {
         generation: link.metadata.generation,
         link: info,
         url_parameters: link.spec.url_parameters.as_ref(),
         phase,
+        sellable,
     };
     link.status = Some(build_status(link.status.as_ref(), &outcome, &time(at)));
     link
@@ -186,6 +194,24 @@ fn cases() -> Vec<Case> {
         None,
         T0 + 700,
     );
+    // In sync, but Polar would send buyers to its home page: every product archived.
+    let mut cannot_sell = ready(2);
+    let outcome = Outcome {
+        generation: Some(2),
+        link: Some(link_info()),
+        url_parameters: cannot_sell.spec.url_parameters.as_ref(),
+        phase: Phase::Ready,
+        sellable: Some(Sellability {
+            sellable: false,
+            reason: "ProductsUnavailable",
+            message: "no product can be bought: Pro (3f6c2a9e-8b1d-4c5e-9f0a-7d2b4e6c8a1f) is a draft; buyers are sent to Polar's home page".into(),
+        }),
+    };
+    cannot_sell.status = Some(build_status(
+        cannot_sell.status.as_ref(),
+        &outcome,
+        &time(T0 + 800),
+    ));
     let mut deleting = ready(2);
     deleting.metadata.deletion_timestamp = Some(time(T0 + 900));
     // As the apiserver returns a new CheckoutLink: the CRD defaults its status (see
@@ -205,6 +231,7 @@ fn cases() -> Vec<Case> {
         ("ready-current", ready(2), "Healthy", "Current", None),
         ("ready-stale-generation", older(ready(2), 3), "Progressing", "InProgress", None),
         ("ready-polar-unavailable", ready_unsynced, "Healthy", "Current", None),
+        ("ready-cannot-sell", cannot_sell, "Degraded", "Current", Some(SELLING_IS_NOT_KSTATUS)),
         ("stalled-polar-422", stalled_422(1), "Degraded", "Failed", None),
         ("stalled-stale-generation", older(stalled_422(1), 2), "Progressing", "InProgress", None),
         ("credentials-invalid", credentials_invalid, "Degraded", "Failed", None),
@@ -233,6 +260,12 @@ const HAND_EDITED: &str = "ready-false-terminal-without-stalled";
 /// reason.
 const READY_NEVER_FAILS: &str = "kstatus reads Ready only when Reconciling and Stalled are not \
     True, and never derives Failed from it: a Ready=False that no retry fixes waits for a timeout";
+
+/// Finding: kstatus knows only Ready, Reconciling and Stalled; a link that is in sync but
+/// cannot sell is Current for Flux (the resource is reconciled) and Degraded for Argo CD, whose
+/// health check reads Sellable. Flux users alert on the Sellable condition or the metric.
+const SELLING_IS_NOT_KSTATUS: &str = "kstatus reads only Ready, Reconciling and Stalled: a \
+    link in sync that cannot sell is Current for Flux and Degraded for Argo CD";
 
 fn condition<'a>(link: &'a CheckoutLink, type_: &str) -> Option<&'a str> {
     status::condition(link.status.as_ref(), type_).map(|c| c.status.as_str())
@@ -350,6 +383,10 @@ fn assert_argo(engine: &str, cases: &[Case], got: &BTreeMap<String, Verdict>) {
             // Degraded carries the operator's words (and so Polar's), as they are.
             "Degraded" if condition(&case.object, STALLED) == Some("True") => {
                 message_of(&case.object, STALLED)
+            }
+            // A link in sync that cannot sell: the Sellable condition says why.
+            "Degraded" if condition(&case.object, SELLABLE) == Some("False") => {
+                message_of(&case.object, SELLABLE)
             }
             "Degraded" | "Healthy" => message_of(&case.object, READY),
             _ => String::new(),

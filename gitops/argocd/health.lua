@@ -2,11 +2,14 @@
 -- resource.customizations.health.polar.sh_CheckoutLink. gitops/argocd/argocd-cm.yaml embeds
 -- this file; tests/gitops_health.rs checks that the copies are equal.
 --
--- The operator writes kstatus-style conditions (Ready, Reconciling, Stalled) and
--- status.observedGeneration (src/reconcile/status.rs):
---   Healthy      Ready=True, for the object's current metadata.generation
+-- The operator writes kstatus-style conditions (Ready, Reconciling, Stalled), Synced,
+-- Sellable and status.observedGeneration (src/reconcile/status.rs, sellable.rs):
+--   Healthy      Ready=True, for the object's current metadata.generation, and the link can
+--                sell (Sellable is not False)
 --   Degraded     Stalled=True, or Ready=False with a reason only a change to the spec or the
---                credentials Secret fixes; the message is the operator's, with Polar's words
+--                credentials Secret fixes, or Sellable=False (archived or draft products, a
+--                preset discount not started, ended or used up); the message is the
+--                operator's, with Polar's words
 --   Progressing  everything else: no status yet, a status for an older generation,
 --                Reconciling=True (creating, updating, retrying after a 429 or a 5xx),
 --                the resource being deleted
@@ -20,9 +23,15 @@ local hs = {}
 local terminal = {
   InvalidSpec = true,
   ProductArchived = true,
+  ProductUnavailable = true,
   AdoptionFailed = true,
+  OwnershipConflict = true,
   CredentialsMissing = true,
   CredentialsInvalid = true,
+  OrganizationMismatch = true,
+  ApiVersionRefused = true,
+  PolarUnexpected = true,
+  DeletionUnverified = true,
 }
 
 local function condition(status, kind)
@@ -53,6 +62,7 @@ local status = obj.status
 local ready = condition(status, "Ready")
 local reconciling = condition(status, "Reconciling")
 local stalled = condition(status, "Stalled")
+local sellable = condition(status, "Sellable")
 
 if obj.metadata.deletionTimestamp ~= nil then
   hs.status = "Progressing"
@@ -100,6 +110,12 @@ end
 if reconciling ~= nil and reconciling.status == "True" then
   hs.status = "Progressing"
   hs.message = says(reconciling, "Reconciling")
+  return hs
+end
+
+if ready.status == "True" and sellable ~= nil and sellable.status == "False" then
+  hs.status = "Degraded"
+  hs.message = says(sellable, "The checkout link cannot sell")
   return hs
 end
 

@@ -65,6 +65,7 @@ pub fn link(id: &str, fields: LinkFields) -> Link {
         created_at: format!("2026-01-01T00:00:00.{:06}Z", id.len()),
         modified_at: None,
         fields,
+        availability: Default::default(),
     }
 }
 

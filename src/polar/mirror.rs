@@ -273,6 +273,7 @@ mod tests {
             created_at: created.into(),
             modified_at: None,
             fields,
+            availability: Default::default(),
         }
     }
 

@@ -243,6 +243,88 @@ pub struct Link {
     pub modified_at: Option<String>,
     /// The managed fields.
     pub fields: LinkFields,
+    /// What buyers would meet: the products' and the preset discount's state, as the link's
+    /// JSON embeds them.
+    pub availability: Availability,
+}
+
+/// The state of what a link sells, as Polar embeds it in the link (REFERENCE.md §4).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Availability {
+    /// The link's products, in order.
+    pub products: Vec<ProductState>,
+    /// The preset discount, if the link has one.
+    pub discount: Option<DiscountState>,
+}
+
+/// A product of a link.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProductState {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `is_archived`.
+    pub archived: bool,
+    /// `visibility == "draft"`.
+    pub draft: bool,
+}
+
+/// The preset discount of a link.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiscountState {
+    /// Its id.
+    pub id: String,
+    /// Its code, if it has one.
+    pub code: Option<String>,
+    /// `starts_at`, as Polar writes it.
+    pub starts_at: Option<String>,
+    /// `ends_at`, as Polar writes it.
+    pub ends_at: Option<String>,
+    /// `max_redemptions`.
+    pub max_redemptions: Option<i64>,
+    /// `redemptions_count`.
+    pub redemptions_count: i64,
+}
+
+impl Availability {
+    /// Reads `products[]` and `discount` of a `CheckoutLink` response object; what is
+    /// missing reads as available (a product without `is_archived` is not archived).
+    pub fn from_json(obj: &serde_json::Map<String, serde_json::Value>) -> Availability {
+        use serde_json::Value;
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let products = obj
+            .get("products")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|p| p.is_object())
+                    .map(|p| ProductState {
+                        id: text(p, "id").unwrap_or_default(),
+                        name: text(p, "name").unwrap_or_default(),
+                        archived: p.get("is_archived").and_then(Value::as_bool) == Some(true),
+                        draft: text(p, "visibility").as_deref() == Some("draft"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let discount = obj
+            .get("discount")
+            .filter(|d| d.is_object())
+            .map(|d| DiscountState {
+                id: text(d, "id").unwrap_or_default(),
+                code: text(d, "code"),
+                starts_at: text(d, "starts_at"),
+                ends_at: text(d, "ends_at"),
+                max_redemptions: d.get("max_redemptions").and_then(Value::as_i64),
+                redemptions_count: d
+                    .get("redemptions_count")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+            });
+        Availability { products, discount }
+    }
 }
 
 impl Link {
@@ -269,6 +351,7 @@ impl Link {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned),
             fields: LinkFields::from_json(obj)?,
+            availability: Availability::from_json(obj),
         })
     }
 

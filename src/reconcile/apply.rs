@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -21,6 +22,7 @@ use super::memory::{Inputs, Memory};
 use super::observe::{Known, Observation, observe};
 use super::plan::{self, AdoptedBy, Plan};
 use super::policy::{self, Retry, Situation};
+use super::sellable;
 use super::status::{Activity, LinkInfo, Outcome, Phase, build_status};
 
 /// How long a resource waits for a mirror before looking again by itself (its sweep report
@@ -210,9 +212,11 @@ async fn succeeded(
         link: Some(LinkInfo::from(done.link())),
         url_parameters: link.spec.url_parameters.as_ref(),
         phase: Phase::Ready,
+        sellable: Some(sellable::assess(done.link(), Timestamp::now())),
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;
+    ctx.publish_sellable(link, &status).await;
     let resync = jitter(ctx.settings.resync_interval);
     ctx.remember(uid, |m| m.failures = 0);
     ctx.hold(uid, inputs, Some(resync));
@@ -238,9 +242,15 @@ async fn failed(
         link: failure.link.as_ref().map(LinkInfo::from),
         url_parameters: link.spec.url_parameters.as_ref(),
         phase: decision.phase.clone(),
+        sellable: failure
+            .link
+            .as_ref()
+            .map(|l| sellable::assess(l, Timestamp::now()))
+            .or_else(|| sellable::of_refusal(&failure.error)),
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;
+    ctx.publish_sellable(link, &status).await;
     let delay = match decision.retry {
         Retry::In(d) => Some(jitter(d)),
         Retry::OnChange => None,
@@ -348,6 +358,7 @@ mod tests {
             created_at: String::new(),
             modified_at: None,
             fields: LinkFields::default(),
+            availability: Default::default(),
         }
     }
 

@@ -23,6 +23,7 @@ use crate::polar::{Credentials, Server};
 
 use super::credentials::{SecretCache, identity};
 use super::memory::{Hold, Inputs, Memory};
+use super::sellable::SELLABLE;
 use super::status;
 
 /// Resources created this long after the controller started cannot have been seen by an
@@ -200,6 +201,57 @@ impl Context {
         }
         self.publish(link, EventType::Warning, reason, action, message)
             .await;
+    }
+
+    /// On a change of the `Sellable` condition: a Warning event naming what is wrong (a Normal
+    /// one when the link sells again), and the metric of links that cannot sell, by reason.
+    pub(super) async fn publish_sellable(&self, link: &CheckoutLink, status: &CheckoutLinkStatus) {
+        let key = |s: Option<&CheckoutLinkStatus>| {
+            status::condition(s, SELLABLE).map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        let (before, after) = (key(link.status.as_ref()), key(Some(status)));
+        if before == after {
+            return;
+        }
+        let Some(c) = status::condition(Some(status), SELLABLE) else {
+            return;
+        };
+        if let Some(uid) = link.uid() {
+            let reason = c.reason.clone();
+            self.remember(&uid, |m| m.sellable = Some(reason));
+            self.metrics.set_unsellable(&self.sellable_counts());
+        }
+        let problem = c.reason != "Sellable";
+        let was_problem = before.as_ref().is_some_and(|(_, r)| r != "Sellable");
+        if problem {
+            let type_ = if c.status == "False" {
+                "cannot sell"
+            } else {
+                "sells, but"
+            };
+            let note = format!("the checkout link {type_}: {}", c.message);
+            self.publish(link, EventType::Warning, &c.reason, "Observe", note)
+                .await;
+        } else if was_problem {
+            let note = "the checkout link can sell again".to_owned();
+            self.publish(link, EventType::Normal, "Sellable", "Observe", note)
+                .await;
+        }
+    }
+
+    /// Resources by the reason of their `Sellable` condition.
+    fn sellable_counts(&self) -> Vec<(&'static str, i64)> {
+        let memory = self.memory();
+        super::sellable::REASONS
+            .iter()
+            .map(|reason| {
+                let n = memory
+                    .values()
+                    .filter(|m| m.sellable.as_deref() == Some(*reason))
+                    .count();
+                (*reason, n as i64)
+            })
+            .collect()
     }
 
     /// Publishes an event (and logs it); a failure to publish is only logged.

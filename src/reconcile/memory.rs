@@ -72,6 +72,8 @@ pub struct Memory {
     /// yet, and a create always comes after the finalizer): no earlier process can have
     /// created a link for it.
     pub unhandled_when_first_seen: bool,
+    /// The reason of the resource's `Sellable` condition, for the metric.
+    pub sellable: Option<String>,
 }
 
 #[cfg(test)]

@@ -239,6 +239,7 @@ mod tests {
             created_at: "2026-11-21T04:29:33.493524Z".to_owned(),
             modified_at: None,
             fields,
+            availability: Default::default(),
         }
     }
 

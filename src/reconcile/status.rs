@@ -21,6 +21,8 @@ use crate::crd::{CheckoutLinkStatus, UrlParameters};
 use crate::polar::Link;
 use crate::share_url::share_url;
 
+use super::sellable::{SELLABLE, Sellability};
+
 /// The condition types.
 pub const READY: &str = "Ready";
 /// kstatus' "the controller is working on it".
@@ -206,6 +208,8 @@ pub struct Outcome<'a> {
     pub url_parameters: Option<&'a UrlParameters>,
     /// Where the resource stands.
     pub phase: Phase,
+    /// Whether the link can sell; `None` keeps what the previous status said.
+    pub sellable: Option<Sellability>,
 }
 
 /// The status for `outcome`, keeping each condition's `lastTransitionTime` from `previous`
@@ -298,9 +302,26 @@ pub fn build_status(
         }
     })
     .collect();
-    // Conditions the builder does not own (set by other parts of the operator) are kept.
+    if let Some(s) = &outcome.sellable {
+        let status = if s.sellable { "True" } else { "False" };
+        let last_transition_time = previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == SELLABLE && c.status == status)
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+        conditions.push(Condition {
+            type_: SELLABLE.to_owned(),
+            status: status.to_owned(),
+            reason: s.reason.to_owned(),
+            message: s.message.clone(),
+            observed_generation: generation,
+            last_transition_time,
+        });
+    }
+    // Conditions this outcome says nothing about keep what the previous status said.
+    let built: Vec<String> = conditions.iter().map(|c| c.type_.clone()).collect();
     for c in &previous.conditions {
-        if ![READY, RECONCILING, STALLED, SYNCED].contains(&c.type_.as_str()) {
+        if !built.contains(&c.type_) {
             conditions.push(c.clone());
         }
     }
@@ -352,6 +373,7 @@ mod tests {
             link: Some(info()),
             url_parameters: None,
             phase,
+            sellable: None,
         }
     }
 
