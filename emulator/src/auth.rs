@@ -171,6 +171,25 @@ pub fn for_organization_header(p: Arc<Principal>, header: Option<&str>) -> Arc<P
     }
 }
 
+/// The principal as a token of another organisation, one that owns nothing
+/// in the store (the `not_found` fault): an organisation token acts on a
+/// fresh organisation id, a personal token on no organisation at all. Scopes
+/// and a refused `Polar-Organization` header stay, so 401 and 403 answers
+/// are unchanged; what the token can see is empty.
+pub fn of_empty_organization(p: &Principal) -> Principal {
+    let subject = match &p.subject {
+        Subject::Organization(_) => Subject::Organization(Uuid::new_v4()),
+        Subject::User { id, .. } => Subject::User {
+            id: *id,
+            organizations: Vec::new(),
+        },
+    };
+    Principal {
+        subject,
+        ..p.clone()
+    }
+}
+
 /// The principal a route needs, or Polar's 401 / 403.
 pub fn require<'a>(
     principal: Option<&'a Principal>,

@@ -47,8 +47,9 @@ impl Store {
                 .collect(),
         };
         let total = rows.len();
+        let offset = shifted(page.offset(), filter.shift);
         let mut items: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
-        for (link_id, product) in rows.into_iter().skip(page.offset()).take(page.limit) {
+        for (link_id, product) in rows.into_iter().skip(offset).take(page.limit) {
             let products = if filter.products.is_none() {
                 self.links[&link_id].products.clone()
             } else {
@@ -68,6 +69,14 @@ pub struct LinkFilter {
     pub organizations: Option<Vec<Uuid>>,
     pub products: Option<Vec<Uuid>>,
     pub sorting: Vec<(String, bool)>,
+    /// The `list_shift` fault: the window starts this many rows later
+    /// (earlier when negative, never before the first row); the total stays.
+    pub shift: i64,
+}
+
+fn shifted(offset: usize, shift: i64) -> usize {
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    usize::try_from(offset.saturating_add(shift).max(0)).unwrap_or(usize::MAX)
 }
 
 /// Postgres order: NULLs last ascending, first descending; byte-wise strings.

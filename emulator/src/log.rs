@@ -14,12 +14,23 @@ pub struct RequestLogEntry {
     pub query: Option<String>,
     /// The route template, when a route matched.
     pub route: Option<String>,
-    /// 0 when no response was sent (timeout or dropped connection).
+    /// 0 when no response was sent (timeout, dropped connection, or a client
+    /// that left before the answer); a `commit_delay` request whose client
+    /// left keeps the status it computed (see `client_gone`).
     pub status: u16,
     pub organization_id: Option<String>,
     pub user_id: Option<String>,
-    /// The injected fault, if any: `latency`, `timeout`, `status`, `429`, `drop`.
+    /// The injected fault that decided the answer, if any: `latency`,
+    /// `commit_delay`, `shift`, `not_found`, `drop`, `timeout`, `status`,
+    /// `429` (when several applied, the last of these in that order).
     pub fault: Option<String>,
+    /// Every injected fault that applied, in the order they did.
+    #[serde(default)]
+    pub faults: Vec<String>,
+    /// The client closed the connection before the answer: either the request
+    /// was cancelled (status 0), or a `commit_delay` request went on without it.
+    #[serde(default)]
+    pub client_gone: bool,
     pub timestamp: String,
     pub duration_ms: f64,
     /// The request body of a POST, PUT or PATCH that reached a route, as UTF-8 (lossy);

@@ -5,7 +5,7 @@ use polar_emulator::Seed;
 fn the_demo_seed_has_two_organizations_tokens_products_and_discounts() {
     let seed = Seed::demo();
     assert_eq!(seed.organizations.len(), 2);
-    assert_eq!(seed.tokens.len(), 4);
+    assert_eq!(seed.tokens.len(), 6);
     assert_eq!(seed.products.len(), 9);
     assert_eq!(seed.discounts.len(), 3);
     for t in &seed.tokens {

@@ -31,6 +31,7 @@ pub fn list(ctx: &Ctx) -> Result<Resp, Resp> {
         organizations,
         products,
         sorting,
+        shift: ctx.list_shift,
     };
     let store = ctx.shared.store.locked();
     let (rows, total) = store.list_links(who, &filter, page);

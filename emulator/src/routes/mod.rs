@@ -32,6 +32,8 @@ pub struct Ctx<'a> {
     pub host: Option<&'a str>,
     /// How the request's API version writes the JSON that differs.
     pub shape: Shape,
+    /// The `list_shift` fault of this request (0 without one).
+    pub list_shift: i64,
 }
 
 /// Runs a handler; an early answer (401, 403, 404, 422, ...) is an `Err`.
