@@ -41,6 +41,16 @@ pub enum Error {
     /// adoption annotation names another link than the one this resource manages.
     #[error("{0}")]
     Conflict(String),
+    /// A reference of the spec (a product by metadata or name, a discount by code) matches
+    /// nothing in the link's organisation.
+    #[error("{0}")]
+    Unresolved(String),
+    /// A reference of the spec matches several products or discounts.
+    #[error("{0}")]
+    Ambiguous(String),
+    /// The token lacks a scope a feature in use needs (`products:read` for references...).
+    #[error("{0}")]
+    ScopeMissing(String),
     /// The credentials act on another organisation than the one that owns the link.
     #[error("{0}")]
     OrganizationMismatch(String),
@@ -94,7 +104,8 @@ pub enum CredentialsError {
 
 impl Error {
     /// A bounded label: `polar_<polar category>`, `credentials_missing`,
-    /// `credentials_invalid`, `invalid_spec`, `adoption`, `conflict`, `organization_mismatch`,
+    /// `credentials_invalid`, `invalid_spec`, `adoption`, `conflict`, `unresolved`,
+    /// `ambiguous`, `scope_missing`, `organization_mismatch`,
     /// `unverified`, `kube`, `finalizer`, `held` or `internal`.
     pub fn category(&self) -> &'static str {
         match self {
@@ -117,6 +128,9 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::Adoption(_) => "adoption",
             Error::Conflict(_) => "conflict",
+            Error::Unresolved(_) => "unresolved",
+            Error::Ambiguous(_) => "ambiguous",
+            Error::ScopeMissing(_) => "scope_missing",
             Error::OrganizationMismatch(_) => "organization_mismatch",
             Error::Unverified(_) => "unverified",
             Error::Held => "held",

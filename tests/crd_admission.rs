@@ -122,7 +122,7 @@ async fn kubectl_explain_shows_the_field_descriptions() {
         .await
         .unwrap();
     assert!(
-        out.contains("Ids (UUID v4) of the Polar products"),
+        out.contains("The Polar products offered by this link"),
         "explain output: {out}"
     );
     let out = tokio::task::spawn_blocking(|| kubectl(&["explain", "cl.spec.deletionPolicy"]))
@@ -250,6 +250,68 @@ async fn invalid_checkout_links_are_rejected_with_a_message_naming_the_field() {
             "duplicates differing in case",
             json!({"products": [PRODUCT_A, PRODUCT_A.to_uppercase()]}),
             &["spec.products", "same product twice"],
+        ),
+        (
+            "a product named two ways",
+            json!({"products": [PRODUCT_A, {"name": "Pro", "metadata": {"sku": "pro"}}]}),
+            &["spec.products[1]", "exactly one way"],
+        ),
+        (
+            "a product named no way",
+            json!({"products": [{}]}),
+            &["spec.products[0]", "exactly one way"],
+        ),
+        (
+            "a product named by an unknown field",
+            json!({"products": [{"sku": "pro"}]}),
+            &["spec.products[0]", "exactly one way"],
+        ),
+        (
+            "a product entry of the wrong type",
+            json!({"products": [7]}),
+            &["spec.products[0]", "a product id or an object"],
+        ),
+        (
+            "empty product metadata",
+            json!({"products": [{"metadata": {}}]}),
+            &["spec.products[0]", "metadata must be a non-empty map"],
+        ),
+        (
+            "product metadata that is not a string",
+            json!({"products": [{"metadata": {"tier": 1}}]}),
+            &["spec.products[0]", "metadata must be a non-empty map"],
+        ),
+        (
+            "an id that is not a UUID in an object",
+            json!({"products": [{"id": "abc"}]}),
+            &["spec.products[0]", "id must be a UUID v4"],
+        ),
+        (
+            "an empty product name",
+            json!({"products": [{"name": ""}]}),
+            &["spec.products[0]", "name must be a non-empty string"],
+        ),
+        (
+            "a preset discount named by id and by code",
+            p(
+                json!({"discount": {"presetId": "0b7e4a8e-8d59-4d0c-9a43-1b9f0e0c8d11", "presetCode": "LAUNCH20"}}),
+            ),
+            &["presetId or by presetCode, not both"],
+        ),
+        (
+            "a utm_source Polar would ignore",
+            p(
+                json!({"metadata": {"utm_source": "email"}, "urlParameters": {"utmSource": "newsletter"}}),
+            ),
+            &[
+                "spec.urlParameters.utmSource",
+                "spec.metadata has the key utm_source",
+            ],
+        ),
+        (
+            "a reference_id Polar would ignore",
+            p(json!({"metadata": {"reference_id": "a"}, "urlParameters": {"referenceId": "b"}})),
+            &["spec.urlParameters.referenceId", "reference_id"],
         ),
         (
             "50 metadata keys",
@@ -423,6 +485,29 @@ async fn valid_checkout_links_are_accepted() {
     let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource());
     let cases: Vec<(&str, Value)> = vec![
         ("one product", json!({"products": [PRODUCT_A]})),
+        (
+            "products named by id, metadata and name",
+            json!({"products": [
+                PRODUCT_A,
+                {"id": PRODUCT_B},
+                {"metadata": {"sku": "pro-monthly", "tier": "1"}},
+                {"name": "Pro Yearly"}
+            ]}),
+        ),
+        (
+            "a preset discount named by code",
+            json!({"products": [PRODUCT_A], "discount": {"presetCode": "LAUNCH20"}}),
+        ),
+        (
+            "utm parameters beside other metadata keys",
+            json!({"products": [PRODUCT_A], "metadata": {"source": "email"},
+                "urlParameters": {"utmSource": "newsletter"}}),
+        ),
+        (
+            "an export",
+            json!({"products": [PRODUCT_A], "export": {"configMap": "site-links",
+                "keys": {"url": "LAUNCH_URL", "shareUrl": "launch.share-url"}}}),
+        ),
         (
             "every field",
             json!({

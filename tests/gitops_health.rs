@@ -113,6 +113,7 @@ fn reconciled(
         url_parameters: link.spec.url_parameters.as_ref(),
         phase,
         sellable,
+        resolved: None,
     };
     link.status = Some(build_status(link.status.as_ref(), &outcome, &time(at)));
     link
@@ -206,6 +207,7 @@ fn cases() -> Vec<Case> {
             reason: "ProductsUnavailable",
             message: "no product can be bought: Pro (3f6c2a9e-8b1d-4c5e-9f0a-7d2b4e6c8a1f) is a draft; buyers are sent to Polar's home page".into(),
         }),
+        resolved: None,
     };
     cannot_sell.status = Some(build_status(
         cannot_sell.status.as_ref(),

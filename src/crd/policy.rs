@@ -1,15 +1,19 @@
-//! The ValidatingAdmissionPolicy that checks `spec.metadata` (`crdgen policy` prints it; `make
-//! crds` writes it next to the CRD). CRD rules cannot check these values: they have four JSON
-//! types, which a structural schema cannot express and CRD CEL cannot type-check.
+//! The ValidatingAdmissionPolicy that checks what CRD rules cannot (`crdgen policy` prints it;
+//! `make crds` writes it next to the CRD): `spec.metadata`, whose values have four JSON types,
+//! `spec.products`, whose entries are strings or objects, which a structural schema cannot
+//! express and CRD CEL cannot type-check, and the URL parameters Polar would silently ignore
+//! because the metadata has the same key.
 
-use super::OWNER_METADATA_KEY;
+use super::{OWNER_METADATA_KEY, UUID4_PATTERN};
 
-/// Name of the ValidatingAdmissionPolicy (and its binding) that checks `spec.metadata`.
+/// Name of the ValidatingAdmissionPolicy (and its binding) that checks `spec.metadata`,
+/// `spec.products` and the URL parameters against the metadata (the name predates the last two).
 pub const METADATA_POLICY: &str = "checkoutlinks.polar.sh-metadata";
 
-/// The rules on `spec.metadata` that CRD CEL cannot express (its values have four JSON types,
-/// which CRD rules cannot type-check): a ValidatingAdmissionPolicy, evaluated by the apiserver
-/// with dynamic types, and its binding. Each message names the field.
+/// The rules CRD CEL cannot express (values of several JSON types, which CRD rules cannot
+/// type-check; a rule across two fields of different types): a ValidatingAdmissionPolicy,
+/// evaluated by the apiserver with dynamic types, and its binding. Each message names the
+/// field.
 pub fn metadata_policy_yaml() -> String {
     let md = "object.spec.metadata";
     let each = |cond: &str| format!("!has({md}) || {md}.all(k, {cond})");
@@ -42,9 +46,93 @@ pub fn metadata_policy_yaml() -> String {
             "spec.metadata: string values must not contain NUL characters",
         ),
     ];
+    let p = "object.spec.products";
+    let uuid = UUID4_PATTERN.replace('\\', "\\\\");
+    // Each entry's rules, with a message that names the first entry breaking it.
+    let entry_rules = [
+        (
+            "type(e) == string || type(e) == map".to_owned(),
+            "each entry is a product id or an object naming the product",
+        ),
+        (
+            format!("type(e) != string || e.matches('{uuid}')"),
+            "a product id must be a UUID v4",
+        ),
+        (
+            "type(e) != map || (size(e) == 1 && (has(e.id) || has(e.metadata) || has(e.name)))"
+                .to_owned(),
+            "an entry names its product exactly one way: id, metadata or name",
+        ),
+        (
+            format!(
+                "type(e) != map || !has(e.id) || (type(e.id) == string && e.id.matches('{uuid}'))"
+            ),
+            "id must be a UUID v4",
+        ),
+        (
+            "type(e) != map || !has(e.metadata) || (type(e.metadata) == map && size(e.metadata) >= 1 && e.metadata.all(k, type(e.metadata[k]) == string && size(e.metadata[k]) >= 1))"
+                .to_owned(),
+            "metadata must be a non-empty map of keys to non-empty strings",
+        ),
+        (
+            "type(e) != map || !has(e.name) || (type(e.name) == string && size(e.name) >= 1)"
+                .to_owned(),
+            "name must be a non-empty string",
+        ),
+    ];
+    let product_rules = entry_rules.iter().map(|(cond, message)| {
+        (
+            format!("{p}.all(e, {cond})"),
+            format!("spec.products: {message}"),
+            Some(format!(
+                "'spec.products[' + string({p}.map(e, !({cond})).indexOf(true)) + ']: {message}'"
+            )),
+        )
+    });
+    let duplicates = (
+        format!(
+            "{p}.all(e, type(e) != string || {p}.exists_one(f, type(f) == string && f.lowerAscii() == e.lowerAscii()))"
+        ),
+        "spec.products: products must not list the same product twice".to_owned(),
+        None,
+    );
+    // Polar keeps the link's own metadata over a share URL's utm_* or reference_id with the same
+    // key: the parameter would be silently ignored.
+    let params = [
+        ("utmSource", "utm_source"),
+        ("utmMedium", "utm_medium"),
+        ("utmCampaign", "utm_campaign"),
+        ("utmContent", "utm_content"),
+        ("utmTerm", "utm_term"),
+        ("referenceId", "reference_id"),
+    ];
+    let overrides = params.iter().map(|(param, key)| {
+        (
+            format!(
+                "!has(object.spec.urlParameters) || !has(object.spec.urlParameters.{param}) || !has({md}) || !('{key}' in {md})"
+            ),
+            format!(
+                "spec.urlParameters.{param} would be ignored by Polar: spec.metadata has the key {key}, which wins over the share URL's {key}; remove one of them"
+            ),
+            None,
+        )
+    });
+    let rules: Vec<(String, String, Option<String>)> = rules
+        .iter()
+        .map(|(e, m)| (e.clone(), (*m).to_owned(), None))
+        .chain(product_rules)
+        .chain([duplicates])
+        .chain(overrides)
+        .collect();
     let validations: Vec<serde_json::Value> = rules
         .iter()
-        .map(|(expression, message)| serde_json::json!({"expression": expression, "message": message, "reason": "Invalid"}))
+        .map(|(expression, message, dynamic)| {
+            let mut v = serde_json::json!({"expression": expression, "message": message, "reason": "Invalid"});
+            if let Some(m) = dynamic {
+                v["messageExpression"] = serde_json::Value::String(m.clone());
+            }
+            v
+        })
         .collect();
     let policy = serde_json::json!({
         "apiVersion": "admissionregistration.k8s.io/v1",

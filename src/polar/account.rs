@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::catalog::Catalog;
 use super::governor::{OrgGovernor, Pace};
 use super::org::{Org, OrgKey};
 use super::pool::{Inner, lock};
@@ -238,6 +239,56 @@ impl Account {
         for org in self.all_orgs() {
             org.mirror.forget(id);
         }
+    }
+
+    /// Every page of the organisation's products (neither archived) and/or discounts, as
+    /// `wanted`; the calls made. A failure (a missing scope, Polar down) is the result.
+    pub(super) async fn list_catalog(
+        &self,
+        org: Option<&str>,
+        wanted: (bool, bool),
+    ) -> (Result<Catalog, PolarError>, u32) {
+        let mut calls = 0;
+        let mut catalog = Catalog::default();
+        if wanted.0 {
+            let mut page = 1;
+            loop {
+                calls += 1;
+                match self
+                    .call(|c| async move { c.list_products(page, org).await })
+                    .await
+                {
+                    Ok((items, max_page)) => {
+                        catalog.products.extend(items);
+                        if u64::from(page) >= max_page {
+                            break;
+                        }
+                        page += 1;
+                    }
+                    Err(e) => return (Err(e), calls),
+                }
+            }
+        }
+        if wanted.1 {
+            let mut page = 1;
+            loop {
+                calls += 1;
+                match self
+                    .call(|c| async move { c.list_discounts(page, org).await })
+                    .await
+                {
+                    Ok((items, max_page)) => {
+                        catalog.discounts.extend(items);
+                        if u64::from(page) >= max_page {
+                            break;
+                        }
+                        page += 1;
+                    }
+                    Err(e) => return (Err(e), calls),
+                }
+            }
+        }
+        (Ok(catalog), calls)
     }
 
     /// Every page of the organisation's links (`None`: whatever the token sees), with the

@@ -20,7 +20,7 @@ use url::Url;
 use super::wire::{ListDto, OrganizationsDto, create_body, patch_body};
 use super::{
     CheckoutLinks, Credentials, Link, LinkFields, LinkPatch, ListQuery, Page, PolarError, Token,
-    install_crypto_provider,
+    catalog, install_crypto_provider,
 };
 
 /// The Polar API version the operator is built for, sent as `Polar-Version` on every request
@@ -205,6 +205,28 @@ impl HttpClient {
         Link::from_json(&value).map_err(|e| self.decode_error(e))
     }
 
+    /// One page of a list endpoint other than checkout links: its items and `max_page`.
+    async fn read_page(
+        &self,
+        collection: &str,
+        verb: &'static str,
+        params: &[(&str, String)],
+    ) -> Result<(Vec<serde_json::Value>, u64), PolarError> {
+        let span = tracing::debug_span!("polar_call", verb);
+        async {
+            let request = self
+                .client
+                .get(self.url_of(collection, None)?)
+                .header(header::ACCEPT, "application/json")
+                .query(params);
+            let reply = self.send(verb, request).await?;
+            let page: ListDto = self.decode(&reply)?;
+            Ok((page.items, page.pagination.max_page))
+        }
+        .instrument(span)
+        .await
+    }
+
     async fn link_call(
         &self,
         verb: &'static str,
@@ -294,6 +316,53 @@ impl CheckoutLinks for HttpClient {
         }
         .instrument(span)
         .await
+    }
+
+    async fn list_products(
+        &self,
+        page: u32,
+        organization_id: Option<&str>,
+    ) -> Result<(Vec<catalog::Product>, u64), PolarError> {
+        let mut params = vec![
+            ("page", page.max(1).to_string()),
+            ("limit", "100".to_owned()),
+            ("is_archived", "false".to_owned()),
+        ];
+        if let Some(org) = organization_id {
+            params.push(("organization_id", org.to_owned()));
+        }
+        let page = self.read_page("products", "list_products", &params).await?;
+        Ok((
+            page.0
+                .iter()
+                .filter_map(catalog::Product::from_json)
+                .collect(),
+            page.1,
+        ))
+    }
+
+    async fn list_discounts(
+        &self,
+        page: u32,
+        organization_id: Option<&str>,
+    ) -> Result<(Vec<catalog::Discount>, u64), PolarError> {
+        let mut params = vec![
+            ("page", page.max(1).to_string()),
+            ("limit", "100".to_owned()),
+        ];
+        if let Some(org) = organization_id {
+            params.push(("organization_id", org.to_owned()));
+        }
+        let page = self
+            .read_page("discounts", "list_discounts", &params)
+            .await?;
+        Ok((
+            page.0
+                .iter()
+                .filter_map(catalog::Discount::from_json)
+                .collect(),
+            page.1,
+        ))
     }
 
     async fn organizations(&self) -> Result<Vec<String>, PolarError> {

@@ -17,6 +17,7 @@
 //! Nothing here depends on Kubernetes.
 
 pub mod account;
+pub mod catalog;
 pub mod compare;
 pub mod error;
 #[cfg(test)]
@@ -426,6 +427,29 @@ pub trait CheckoutLinks: Send + Sync {
     async fn organizations(&self) -> Result<Vec<String>, PolarError> {
         Err(PolarError::Forbidden {
             message: "organizations are not read by this client".to_owned(),
+        })
+    }
+    /// `GET /v1/products/?is_archived=false` (one page of 100, Polar's default order), for
+    /// references; with `organization_id` when given. Needs `products:read`.
+    async fn list_products(
+        &self,
+        page: u32,
+        organization_id: Option<&str>,
+    ) -> Result<(Vec<catalog::Product>, u64), PolarError> {
+        let _ = (page, organization_id);
+        Err(PolarError::Forbidden {
+            message: "products are not read by this client".to_owned(),
+        })
+    }
+    /// `GET /v1/discounts/` (one page of 100), for references. Needs `discounts:read`.
+    async fn list_discounts(
+        &self,
+        page: u32,
+        organization_id: Option<&str>,
+    ) -> Result<(Vec<catalog::Discount>, u64), PolarError> {
+        let _ = (page, organization_id);
+        Err(PolarError::Forbidden {
+            message: "discounts are not read by this client".to_owned(),
         })
     }
 }

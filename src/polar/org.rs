@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::account::Account;
+use super::catalog::Catalog;
 use super::mirror::{Changes, Mirror};
 use super::pool::{Inner, lock};
 use super::{PolarError, Server};
@@ -46,6 +47,19 @@ pub struct SweepReport {
     pub links: usize,
     /// Why the sweep did not complete, if it did not.
     pub error: Option<PolarError>,
+    /// The organisation's products or discounts (swept while references use them) changed.
+    pub catalog_changed: bool,
+}
+
+/// The products and discounts of an organisation, swept while links name them by reference.
+#[derive(Debug, Default)]
+pub(super) struct CatalogState {
+    /// Whether products, and discounts, are wanted.
+    wanted: (bool, bool),
+    /// The last sweep: what it read, or why it failed.
+    value: Option<Result<Catalog, PolarError>>,
+    /// Bumped whenever `value` changes.
+    revision: u64,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +81,7 @@ pub struct Org {
     pub(super) accounts: Mutex<Vec<Weak<Account>>>,
     pub(super) wake: Notify,
     pub(super) schedule: Mutex<Schedule>,
+    pub(super) catalog: Mutex<CatalogState>,
 }
 
 impl std::fmt::Debug for Org {
@@ -91,6 +106,26 @@ impl Org {
     /// Its key.
     pub fn key(&self) -> &OrgKey {
         &self.key
+    }
+
+    /// Asks for the organisation's products and/or discounts to be swept too, from now on;
+    /// `waiter` is named in the report of the sweep that first reads them.
+    pub fn want_catalog(&self, products: bool, discounts: bool, waiter: &str) {
+        let mut catalog = lock(&self.catalog);
+        let before = catalog.wanted;
+        catalog.wanted = (before.0 || products, before.1 || discounts);
+        let read = catalog.value.is_some() && catalog.wanted == before;
+        drop(catalog);
+        if !read {
+            self.request_sweep(Instant::now(), waiter);
+        }
+    }
+
+    /// The products and discounts as last swept (`None`: not swept yet since they were
+    /// wanted), and its revision.
+    pub fn catalog(&self) -> (Option<Result<Catalog, PolarError>>, u64) {
+        let catalog = lock(&self.catalog);
+        (catalog.value.clone(), catalog.revision)
     }
 
     pub(super) fn attach(&self, account: &Arc<Account>) {
@@ -160,6 +195,22 @@ impl Org {
     }
 }
 
+/// Reads the wanted parts of the catalog, if any are; whether it changed, and the calls made.
+async fn sweep_catalog(org: &Org, account: &Account) -> (bool, u32) {
+    let wanted = lock(&org.catalog).wanted;
+    if !wanted.0 && !wanted.1 {
+        return (false, 0);
+    }
+    let (read, calls) = account.list_catalog(org.id(), wanted).await;
+    let mut catalog = lock(&org.catalog);
+    let changed = catalog.value.as_ref() != Some(&read);
+    if changed {
+        catalog.value = Some(read);
+        catalog.revision += 1;
+    }
+    (changed, calls)
+}
+
 /// Sweeps one organisation until no account of it is left.
 pub(super) async fn sweep_loop(org: Weak<Org>, pool: Weak<Inner>) {
     loop {
@@ -194,13 +245,15 @@ pub(super) async fn sweep_loop(org: Weak<Org>, pool: Weak<Inner>) {
                 }
                 let changes = org.mirror.finish_sweep(start, items);
                 lock(&org.schedule).failures = 0;
+                let (catalog_changed, catalog_calls) = sweep_catalog(&org, &account).await;
                 SweepReport {
+                    catalog_changed,
                     server: org.server.clone(),
                     org: org.key.clone(),
                     warmed: !warm_before,
                     changes,
                     waiters,
-                    calls,
+                    calls: calls + catalog_calls,
                     links,
                     error: None,
                 }
@@ -227,6 +280,7 @@ pub(super) async fn sweep_loop(org: Weak<Org>, pool: Weak<Inner>) {
                     calls,
                     links: org.mirror.len(),
                     error: Some(error),
+                    catalog_changed: false,
                 }
             }
         };

@@ -129,6 +129,17 @@ impl Pool {
         out
     }
 
+    /// The highest catalog revision of the organisations on `server` (an input of resources
+    /// that use references: a new product or a renamed one is looked at again).
+    pub fn catalog_revision(&self, server: &Server) -> u64 {
+        lock(&self.inner.orgs)
+            .iter()
+            .filter(|((s, _), _)| s == server)
+            .map(|(_, org)| org.catalog().1)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The organisations with a mirror, and how many links each holds.
     pub fn mirrors(&self) -> Vec<(OrgKey, usize)> {
         lock(&self.inner.orgs)
@@ -152,6 +163,7 @@ impl Inner {
             accounts: Mutex::new(Vec::new()),
             wake: Notify::new(),
             schedule: Mutex::new(Schedule::default()),
+            catalog: Mutex::new(Default::default()),
         });
         orgs.insert((server.clone(), key), org.clone());
         tokio::spawn(sweep_loop(Arc::downgrade(&org), Arc::downgrade(self)));

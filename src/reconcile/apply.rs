@@ -10,10 +10,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tokio::time::Instant;
 
+use crate::crd::ResolvedRefs;
 use crate::crd::{ADOPT_ANNOTATION, CheckoutLink};
 use crate::error::Error;
-use crate::polar::Link;
 use crate::polar::account::Account;
+use crate::polar::{Link, PolarError};
 
 use super::context::{Context, jitter, now};
 use super::credentials::credentials_ref;
@@ -22,6 +23,7 @@ use super::memory::{Inputs, Memory};
 use super::observe::{Known, Observation, observe};
 use super::plan::{self, AdoptedBy, Plan};
 use super::policy::{self, Retry, Situation};
+use super::resolve::{self, Resolution, Unresolved};
 use super::sellable;
 use super::status::{Activity, LinkInfo, Outcome, Phase, build_status};
 
@@ -31,7 +33,8 @@ const WAIT_FOR_MIRROR: Duration = Duration::from_secs(30);
 
 /// What one attempt came to.
 enum Attempt {
-    Done(Done),
+    /// Done; with what the references stood for (`None`: the spec has none).
+    Done(Done, Option<ResolvedRefs>),
     Failed(Failure),
     /// A mirror must be swept first; nothing was done.
     Wait,
@@ -72,7 +75,10 @@ pub(super) async fn apply(ctx: &Context, link: &CheckoutLink) -> Result<Action, 
         },
     };
     let (action, label) = match attempt {
-        Attempt::Done(done) => (succeeded(ctx, link, &uid, inputs, done).await?, "ok"),
+        Attempt::Done(done, resolved) => (
+            succeeded(ctx, link, &uid, inputs, done, resolved).await?,
+            "ok",
+        ),
         Attempt::Wait => (Action::requeue(WAIT_FOR_MIRROR), "waiting"),
         Attempt::Failed(Failure {
             error: error @ Error::Kube { .. },
@@ -98,11 +104,20 @@ async fn sync(
     } else {
         Activity::Creating
     };
-    let desired = match plan::desired_fields(&link.spec, uid) {
+    let status = link.status.as_ref();
+    let resolution = match references(link, uid, account).await {
+        Ok(Some(resolution)) => resolution,
+        Ok(None) => return Attempt::Wait,
+        Err(error) => return Attempt::Failed(Failure::new(activity, error)),
+    };
+    let resolved = (resolve::needs(&link.spec) != (false, false)).then(|| ResolvedRefs {
+        products: resolution.products.clone(),
+        discount_id: resolution.discount_id.clone(),
+    });
+    let desired = match plan::desired_fields(&link.spec, uid, &resolution) {
         Ok(desired) => desired,
         Err(m) => return Attempt::Failed(Failure::new(activity, Error::InvalidSpec(m))),
     };
-    let status = link.status.as_ref();
     let known_ref = Known {
         id: known.as_ref().map(|(id, _)| id.as_str()),
         url: known.as_ref().and_then(|(_, url)| url.as_deref()),
@@ -138,7 +153,7 @@ async fn sync(
             if !residual.is_empty() && !matches!(done, Done::InSync(_)) {
                 tracing::warn!(fields = ?residual, "Polar stored some fields differently from what was sent");
             }
-            Attempt::Done(done)
+            Attempt::Done(done, resolved)
         }
         Err(failure) => {
             if creates {
@@ -149,6 +164,65 @@ async fn sync(
             }
             Attempt::Failed(failure)
         }
+    }
+}
+
+/// What the spec's references stand for in the link's organisation; `None` while the
+/// organisation's catalog is being read (its sweep wakes the resource).
+async fn references(
+    link: &CheckoutLink,
+    uid: &str,
+    account: &Arc<Account>,
+) -> Result<Option<Resolution>, Error> {
+    let (products, discounts) = resolve::needs(&link.spec);
+    if !products && !discounts {
+        return resolve::resolve(&link.spec, None)
+            .map(Some)
+            .map_err(unresolved);
+    }
+    let orgs = account.orgs().await.map_err(|source| Error::Polar {
+        step: "get",
+        source,
+    })?;
+    let status_org = link
+        .status
+        .as_ref()
+        .and_then(|s| s.organization_id.as_deref());
+    let org = orgs
+        .iter()
+        .find(|o| o.id().is_some_and(|id| Some(id) == status_org))
+        .or_else(|| orgs.first())
+        .ok_or_else(|| Error::Unresolved("the credentials' organisation is not known".into()))?;
+    org.want_catalog(products, discounts, uid);
+    let catalog = match org.catalog().0 {
+        None => return Ok(None),
+        Some(Ok(catalog)) => catalog,
+        Some(Err(PolarError::Forbidden { message })) => {
+            let scopes = match (products, discounts) {
+                (true, true) => "products:read and discounts:read",
+                (true, false) => "products:read",
+                _ => "discounts:read",
+            };
+            return Err(Error::ScopeMissing(format!(
+                "naming products by metadata or name, or a discount by code, needs the token scope {scopes}: {message}"
+            )));
+        }
+        Some(Err(source)) => {
+            return Err(Error::Polar {
+                step: "list",
+                source,
+            });
+        }
+    };
+    resolve::resolve(&link.spec, Some(&catalog))
+        .map(Some)
+        .map_err(unresolved)
+}
+
+fn unresolved(u: Unresolved) -> Error {
+    match u {
+        Unresolved::NoMatch(m) => Error::Unresolved(m),
+        Unresolved::Ambiguous(m) => Error::Ambiguous(m),
     }
 }
 
@@ -206,8 +280,10 @@ async fn succeeded(
     uid: &str,
     inputs: Inputs,
     done: Done,
+    resolved: Option<ResolvedRefs>,
 ) -> Result<Action, Error> {
     let outcome = Outcome {
+        resolved: Some(resolved),
         generation: link.metadata.generation,
         link: Some(LinkInfo::from(done.link())),
         url_parameters: link.spec.url_parameters.as_ref(),
@@ -247,6 +323,7 @@ async fn failed(
             .as_ref()
             .map(|l| sellable::assess(l, Timestamp::now()))
             .or_else(|| sellable::of_refusal(&failure.error)),
+        resolved: None,
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;

@@ -286,6 +286,7 @@ async fn delete_failed(
         url_parameters: link.spec.url_parameters.as_ref(),
         phase: decision.phase.clone(),
         sellable: None,
+        resolved: None,
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;

@@ -109,6 +109,7 @@ impl Context {
             observed: server.map_or((None, None), |s: &Server| {
                 self.polar.revisions(s, id.as_deref(), uid)
             }),
+            catalog: server.map_or(0, |s| self.polar.catalog_revision(s)),
         }
     }
 

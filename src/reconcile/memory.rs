@@ -22,6 +22,8 @@ pub struct Inputs {
     /// The mirror's revisions of the link and of the links tagged with the UID: a change in
     /// Polar (seen by a sweep) is a new input.
     pub observed: (Option<u64>, Option<u64>),
+    /// The catalog revision (products and discounts) of the credentials' server.
+    pub catalog: u64,
 }
 
 /// "Nothing to do for these inputs until then" (`None`: until they change).
@@ -87,6 +89,7 @@ mod tests {
             adopt: None,
             deleting: false,
             observed: (Some(1), None),
+            catalog: 0,
         }
     }
 

@@ -10,7 +10,7 @@
 //! failure: policy::decide (pure) ─► status, event, next attempt
 //! ```
 //!
-//! Pure: [`plan`], [`status`], [`policy`], [`sellable`], [`memory`], the mapping in
+//! Pure: [`plan`], [`resolve`], [`status`], [`policy`], [`sellable`], [`memory`], the mapping in
 //! [`triggers`].
 //! Polar IO: [`observe`], [`execute`] (through `polar::account`). Kubernetes IO: this module
 //! (the watches), [`context`] (status patches, events), [`credentials`] (Secret reads).
@@ -32,6 +32,7 @@ pub mod memory;
 pub mod observe;
 pub mod plan;
 pub mod policy;
+pub mod resolve;
 pub mod sellable;
 pub mod status;
 pub mod triggers;

@@ -8,6 +8,8 @@ use crate::polar::fields::diff;
 use crate::polar::validate::{metadata_from_json, validate_metadata_for_create};
 use crate::polar::{Link, LinkFields, LinkPatch, MetaValue, OWNER_METADATA_KEY, Trial};
 
+use super::resolve::Resolution;
+
 /// What observation found for a resource.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Observed {
@@ -73,11 +75,15 @@ pub enum Plan {
     InSync(Link),
 }
 
-/// The fields the Polar link must hold for `spec`: Polar's defaults filled in (discount codes
+/// The fields the Polar link must hold for `spec`, its references `resolved`: Polar's defaults filled in (discount codes
 /// allowed, no billing address required), product and discount ids lower-cased, and the
 /// resource's UID added to the metadata under [`OWNER_METADATA_KEY`]. Errors are what Polar
 /// would refuse (in plain words), so that invalid input never reaches it.
-pub fn desired_fields(spec: &CheckoutLinkSpec, uid: &str) -> Result<LinkFields, String> {
+pub fn desired_fields(
+    spec: &CheckoutLinkSpec,
+    uid: &str,
+    resolved: &Resolution,
+) -> Result<LinkFields, String> {
     let mut metadata = match &spec.metadata {
         Some(map) => metadata_from_json(map).map_err(|e| format!("spec.metadata: {e}"))?,
         None => Default::default(),
@@ -93,14 +99,10 @@ pub fn desired_fields(spec: &CheckoutLinkSpec, uid: &str) -> Result<LinkFields, 
     );
     validate_metadata_for_create(&metadata).map_err(|e| format!("spec.metadata: {e}"))?;
 
-    if spec.products.is_empty() {
+    if resolved.products.is_empty() {
         return Err("spec.products: at least one product is required".to_owned());
     }
-    let products: Vec<String> = spec
-        .products
-        .iter()
-        .map(|p| p.trim().to_ascii_lowercase())
-        .collect();
+    let products = resolved.products.clone();
     for (i, p) in products.iter().enumerate() {
         if uuid::Uuid::parse_str(p).is_err() {
             return Err(format!("spec.products[{i}]: {p:?} is not a UUID"));
@@ -128,9 +130,7 @@ pub fn desired_fields(spec: &CheckoutLinkSpec, uid: &str) -> Result<LinkFields, 
         label: spec.label.clone(),
         allow_discount_codes: discount.and_then(|d| d.allow_codes).unwrap_or(true),
         require_billing_address: spec.require_billing_address.unwrap_or(false),
-        discount_id: discount
-            .and_then(|d| d.preset_id.as_ref())
-            .map(|id| id.trim().to_ascii_lowercase()),
+        discount_id: resolved.discount_id.clone(),
         metadata,
         success_url: spec.success_url.clone(),
         return_url: spec.return_url.clone(),
@@ -216,9 +216,17 @@ mod tests {
     const P2: &str = "a6f1e2d3-4c5b-4a69-8e7d-6c5b4a392817";
     const D1: &str = "0e0c2a44-5f55-4c4a-8a1b-9b7c6d5e4f3a";
 
+    fn desired(spec: &CheckoutLinkSpec) -> Result<LinkFields, String> {
+        desired_fields(
+            spec,
+            UID,
+            &super::super::resolve::resolve(spec, None).unwrap(),
+        )
+    }
+
     fn spec() -> CheckoutLinkSpec {
         CheckoutLinkSpec {
-            products: vec![P1.to_owned()],
+            products: vec![P1.into()],
             ..Default::default()
         }
     }
@@ -245,7 +253,7 @@ mod tests {
 
     #[test]
     fn desired_fields_fill_polar_defaults_and_tag_the_owner() {
-        let fields = desired_fields(&spec(), UID).unwrap();
+        let fields = desired(&spec()).unwrap();
         assert_eq!(fields.products, [P1]);
         assert!(fields.allow_discount_codes);
         assert!(!fields.require_billing_address);
@@ -258,10 +266,11 @@ mod tests {
     fn desired_fields_take_every_spec_field() {
         let spec = CheckoutLinkSpec {
             label: Some("Launch".into()),
-            products: vec![P2.to_uppercase(), P1.to_owned()],
+            products: vec![P2.to_uppercase().as_str().into(), P1.into()],
             discount: Some(DiscountSpec {
                 allow_codes: Some(false),
                 preset_id: Some(D1.to_uppercase()),
+                preset_code: None,
             }),
             metadata: Some(BTreeMap::from([
                 ("source".to_owned(), json!("email")),
@@ -278,7 +287,7 @@ mod tests {
             units: Some(3),
             ..Default::default()
         };
-        let f = desired_fields(&spec, UID).unwrap();
+        let f = desired(&spec).unwrap();
         assert_eq!(f.products, [P2, P1]);
         assert_eq!(f.label.as_deref(), Some("Launch"));
         assert!(!f.allow_discount_codes);
@@ -315,7 +324,7 @@ mod tests {
             ),
             (
                 CheckoutLinkSpec {
-                    products: vec![P1.into(), P1.to_uppercase()],
+                    products: vec![P1.into(), P1.to_uppercase().as_str().into()],
                     ..spec()
                 },
                 "twice",
@@ -357,7 +366,7 @@ mod tests {
             ),
         ];
         for (spec, needle) in cases {
-            let err = desired_fields(&spec, UID).unwrap_err();
+            let err = desired(&spec).unwrap_err();
             assert!(err.contains(needle), "{err:?} should mention {needle:?}");
         }
     }
@@ -366,10 +375,11 @@ mod tests {
     fn a_settled_link_needs_no_patch() {
         let spec = CheckoutLinkSpec {
             label: Some("L".into()),
-            products: vec![P1.to_uppercase(), P2.into()],
+            products: vec![P1.to_uppercase().as_str().into(), P2.into()],
             discount: Some(DiscountSpec {
                 allow_codes: None,
                 preset_id: Some(D1.to_uppercase()),
+                preset_code: None,
             }),
             metadata: Some(BTreeMap::from([
                 ("f".to_owned(), json!(2.0)),
@@ -383,7 +393,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let desired = desired_fields(&spec, UID).unwrap();
+        let desired = desired(&spec).unwrap();
         // What Polar returns for it: normalised URLs, an integer-valued float as 2, defaults.
         let polar = LinkFields {
             products: vec![P1.into(), P2.into()],
@@ -414,7 +424,7 @@ mod tests {
 
     #[test]
     fn each_changed_field_alone_is_patched() {
-        let base = desired_fields(&spec(), UID).unwrap();
+        let base = desired(&spec()).unwrap();
         type Edit = fn(&mut LinkFields);
         let cases: Vec<(&str, Edit, LinkPatch)> = vec![
             (
@@ -515,7 +525,7 @@ mod tests {
 
     #[test]
     fn fields_removed_from_the_spec_are_cleared_with_null() {
-        let desired = desired_fields(&spec(), UID).unwrap();
+        let desired = desired(&spec()).unwrap();
         let actual = LinkFields {
             label: Some("old".into()),
             discount_id: Some(D1.into()),
@@ -549,7 +559,7 @@ mod tests {
 
     #[test]
     fn a_products_change_carries_the_presets_polar_would_clear() {
-        let mut desired = desired_fields(&spec(), UID).unwrap();
+        let mut desired = desired(&spec()).unwrap();
         desired.seats = Some(4);
         desired.trial = Some(Trial {
             interval: "month".into(),
@@ -573,7 +583,7 @@ mod tests {
 
     #[test]
     fn plans_follow_observation() {
-        let desired = desired_fields(&spec(), UID).unwrap();
+        let desired = desired(&spec()).unwrap();
         assert_eq!(
             plan(&desired, Observed::Absent),
             Plan::Create(desired.clone())
@@ -620,7 +630,7 @@ mod tests {
 
     #[test]
     fn ownership_is_read_from_the_metadata_tag() {
-        let desired = desired_fields(&spec(), UID).unwrap();
+        let desired = desired(&spec()).unwrap();
         assert!(is_owned_by(&link(desired.clone()), UID));
         assert!(!is_owned_by(&link(desired.clone()), "someone-else"));
         assert!(!is_owned_by(&link(LinkFields::default()), UID));

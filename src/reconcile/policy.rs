@@ -172,6 +172,10 @@ fn classify(error: &Error, failures: u32, state_retry: Duration) -> (Class, Reas
         Error::InvalidSpec(_) => (Permanent, Reason::InvalidSpec, Retry::OnChange),
         Error::Adoption(_) => (Permanent, Reason::AdoptionFailed, Retry::OnChange),
         Error::Conflict(_) => (Permanent, Reason::OwnershipConflict, Retry::OnChange),
+        // Looked at again when the catalog sweep sees a change (an input of the resource).
+        Error::Unresolved(_) => (Permanent, Reason::Unresolved, Retry::OnChange),
+        Error::Ambiguous(_) => (Permanent, Reason::Ambiguous, Retry::OnChange),
+        Error::ScopeMissing(_) => (Permanent, Reason::ScopeMissing, Retry::In(REFUSED_RETRY)),
         Error::OrganizationMismatch(_) => {
             (Permanent, Reason::OrganizationMismatch, Retry::OnChange)
         }
@@ -242,6 +246,7 @@ fn event_reason(activity: Activity, reason: Reason) -> &'static str {
         Reason::OwnershipConflict => "OwnershipConflict",
         Reason::OrganizationMismatch => "OrganizationMismatch",
         Reason::ApiVersionRefused => "ApiVersionRefused",
+        Reason::ScopeMissing => "ScopeMissing",
         _ => activity.failed_event(),
     }
 }

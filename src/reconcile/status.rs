@@ -17,7 +17,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{CheckoutLinkStatus, UrlParameters};
+use crate::crd::{CheckoutLinkStatus, ResolvedRefs, UrlParameters};
 use crate::polar::Link;
 use crate::share_url::share_url;
 
@@ -62,6 +62,12 @@ pub enum Reason {
     CredentialsInvalid,
     /// The credentials belong to another organisation than the link's.
     OrganizationMismatch,
+    /// A reference of the spec (product by metadata or name, discount by code) matches nothing.
+    Unresolved,
+    /// A reference of the spec matches several products or discounts.
+    Ambiguous,
+    /// The token lacks a scope a feature in use needs.
+    ScopeMissing,
     /// Polar refused the API version the operator sends.
     ApiVersionRefused,
     /// Polar's rate limit was hit.
@@ -93,6 +99,9 @@ impl Reason {
             Reason::CredentialsMissing => "CredentialsMissing",
             Reason::CredentialsInvalid => "CredentialsInvalid",
             Reason::OrganizationMismatch => "OrganizationMismatch",
+            Reason::Unresolved => "Unresolved",
+            Reason::Ambiguous => "Ambiguous",
+            Reason::ScopeMissing => "ScopeMissing",
             Reason::ApiVersionRefused => "ApiVersionRefused",
             Reason::RateLimited => "RateLimited",
             Reason::PolarUnavailable => "PolarUnavailable",
@@ -210,6 +219,8 @@ pub struct Outcome<'a> {
     pub phase: Phase,
     /// Whether the link can sell; `None` keeps what the previous status said.
     pub sellable: Option<Sellability>,
+    /// What the spec's references stand for; `None` keeps what the previous status said.
+    pub resolved: Option<Option<ResolvedRefs>>,
 }
 
 /// The status for `outcome`, keeping each condition's `lastTransitionTime` from `previous`
@@ -326,6 +337,10 @@ pub fn build_status(
         }
     }
     CheckoutLinkStatus {
+        resolved: outcome
+            .resolved
+            .clone()
+            .unwrap_or_else(|| previous.resolved.clone()),
         id,
         url,
         client_secret,
@@ -374,6 +389,7 @@ mod tests {
             url_parameters: None,
             phase,
             sellable: None,
+            resolved: None,
         }
     }
 

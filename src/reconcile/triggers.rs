@@ -25,7 +25,8 @@ use super::credentials::{credentials_ref, identity, uses_secret};
 pub type Guarded = DeserializeGuard<CheckoutLink>;
 
 /// Which resources a sweep report concerns: those whose link changed or vanished, those whose
-/// UID tags a changed link, those waiting for this sweep, and — when the organisation's mirror
+/// UID tags a changed link, those waiting for this sweep, those naming products or a discount
+/// by reference when the organisation's catalog changed, and — when the organisation's mirror
 /// has just become usable — every resource of that organisation (or without one yet).
 pub fn woken_by<'a>(
     report: &SweepReport,
@@ -59,9 +60,11 @@ pub fn woken_by<'a>(
                 (Some(o), Some(l)) => o.eq_ignore_ascii_case(l),
                 _ => true,
             };
+            let names_by_reference = super::resolve::needs(&link.spec) != (false, false);
             id.is_some_and(|id| ids.contains(id.to_ascii_lowercase().as_str()))
                 || link.uid().is_some_and(|uid| uids.contains(uid.as_str()))
                 || (report.warmed && in_org)
+                || (report.catalog_changed && in_org && names_by_reference)
         })
         .map(object_ref)
         .collect()
@@ -216,6 +219,7 @@ mod tests {
             calls: 1,
             links: 0,
             error: None,
+            catalog_changed: false,
         }
     }
 

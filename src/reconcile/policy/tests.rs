@@ -253,6 +253,27 @@ fn rows() -> Vec<Row> {
             uncertain_if_creating: false,
         },
         Row {
+            says: "a reference that matches nothing stalls until the spec or Polar's catalog changes",
+            error: Error::Unresolved("spec.products[0] (metadata sku=x): no product".into()),
+            reason: Reason::Unresolved,
+            then: StallUntilChange,
+            uncertain_if_creating: false,
+        },
+        Row {
+            says: "a reference that matches several stalls until the spec or the catalog changes",
+            error: Error::Ambiguous("spec.products[0] matches 2 products".into()),
+            reason: Reason::Ambiguous,
+            then: StallUntilChange,
+            uncertain_if_creating: false,
+        },
+        Row {
+            says: "a scope a feature needs stalls, and is tried again every five minutes",
+            error: Error::ScopeMissing("the token lacks products:read".into()),
+            reason: Reason::ScopeMissing,
+            then: StallThenRetryIn(REFUSED_RETRY),
+            uncertain_if_creating: false,
+        },
+        Row {
             says: "credentials of another organisation stall until they change",
             error: Error::OrganizationMismatch("other org".into()),
             reason: Reason::OrganizationMismatch,

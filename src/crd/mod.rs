@@ -8,15 +8,21 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::core::{Message, Rule};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::transform::{RecursiveTransform, Transform};
-use schemars::{JsonSchema, Schema, json_schema};
+use schemars::{Schema, json_schema};
 use serde::{Deserialize, Serialize};
 
+mod parts;
 mod policy;
+mod status;
+pub use parts::{
+    DeletionPolicy, DiscountSpec, ExportKeys, ExportSpec, ProductRef, ProductSelector,
+    SecretKeyRef, TrialInterval, TrialSpec, UrlParameters,
+};
 pub use policy::{METADATA_POLICY, metadata_policy_yaml};
+pub use status::{CheckoutLinkStatus, ResolvedRefs, UNOBSERVED_GENERATION};
 
 /// The finalizer that makes deletion of a `CheckoutLink` delete (or orphan) its Polar link.
 pub const FINALIZER: &str = "polar.sh/checkout-link-cleanup";
@@ -65,17 +71,19 @@ pub struct CheckoutLinkSpec {
         .message("label must not contain NUL characters"))]
     pub label: Option<String>,
 
-    /// Ids (UUID v4) of the Polar products offered by this link, at least one, without
-    /// repetition. Their order is the order shown on the checkout page.
-    #[schemars(
-        length(min = 1, max = 100),
-        inner(regex(pattern = UUID4_PATTERN), length(max = 36))
-    )]
-    // No x-kubernetes-list-type: set, whose server-side-apply merge would lose the order.
-    #[x_kube(validation = Rule::new(
-        "self.all(p, self.exists_one(q, q.lowerAscii() == p.lowerAscii()))"
-    ).message("products must not list the same product twice"))]
-    pub products: Vec<String>,
+    /// The Polar products offered by this link, at least one, without repetition; their order
+    /// is the order shown on the checkout page. Each entry is a product id (a UUID v4), or an
+    /// object that names the product one way: `{id: <uuid>}`, `{metadata: {sku: pro-monthly}}`
+    /// (the product whose metadata has every one of these keys and values) or
+    /// `{name: Pro Monthly}` (the exact name). Products named by metadata or name are looked up
+    /// in the link's own organisation, among products neither archived nor drafts, so one
+    /// manifest serves Polar's sandbox and production; the ids found are written to
+    /// `status.resolved`, never here. Looking them up needs the token scope `products:read`.
+    #[schemars(length(min = 1, max = 100))]
+    // No x-kubernetes-list-type: set, whose server-side-apply merge would lose the order. The
+    // entries' rules (one way of naming, UUIDs, no repetition) are in crd/policy.rs: an entry
+    // may be a string or an object, which CRD rules cannot type-check.
+    pub products: Vec<ProductRef>,
 
     /// Discount settings of the checkout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,172 +147,15 @@ pub struct CheckoutLinkSpec {
     // with it the enum's description, over the field's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
-}
 
-/// Discount settings of a checkout link.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct DiscountSpec {
-    /// Whether customers may enter a discount code at checkout. Default true.
+    /// Writes the link's URL, share URL and id into a ConfigMap of this resource's namespace,
+    /// for a website to read (a container's `env` with `configMapKeyRef`, or a mounted volume).
+    /// The operator owns only its keys (server-side apply): the ConfigMap may be one that Helm
+    /// or a person created, and several CheckoutLinks may share it. The keys are removed when
+    /// this resource is deleted, and the ConfigMap too if the operator created it and nothing
+    /// else is left in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_codes: Option<bool>,
-
-    /// Id (UUID v4) of a Polar discount applied automatically. It must belong to the same
-    /// organisation and apply to every product of the link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = UUID4_PATTERN), length(max = 36))]
-    pub preset_id: Option<String>,
-}
-
-/// A free trial: both the interval and the count are required.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct TrialSpec {
-    /// Unit of the trial length: `day`, `week`, `month` or `year`.
-    pub interval: TrialInterval,
-    /// Number of intervals the trial lasts, 1 to 1000.
-    #[schemars(range(min = 1, max = 1000))]
-    pub count: i32,
-}
-
-/// Unit of a trial's length.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum TrialInterval {
-    Day,
-    Week,
-    Month,
-    Year,
-}
-
-/// What happens to the Polar link when this resource is deleted: `Delete` (default) deletes it
-/// in Polar, `Orphan` leaves it in place.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeletionPolicy {
-    /// Delete the link in Polar.
-    #[default]
-    Delete,
-    /// Leave the link in Polar untouched.
-    Orphan,
-}
-
-/// Query parameters Polar's checkout page understands; each one set here is appended to the
-/// link URL in `status.shareUrl`.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct UrlParameters {
-    /// Prefills the customer's email address (`customer_email`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 3, max = 320), regex(pattern = r"^[^@\s]+@[^@\s]+$"))]
-    pub customer_email: Option<String>,
-    /// Prefills the customer's name (`customer_name`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub customer_name: Option<String>,
-    /// Prefills a discount code (`discount_code`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub discount_code: Option<String>,
-    /// Prefills the amount, in cents, for pay-what-you-want prices (`amount`), e.g. "1500".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{1,12}$"))]
-    pub amount: Option<String>,
-    /// Prefills custom checkout fields, by field slug (`custom_field_data.<slug>`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend(
-        "maxProperties" = 50,
-        "additionalProperties" = {"type": "string", "maxLength": 1000}
-    ))]
-    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[a-zA-Z0-9_-]{1,100}$'))")
-        .message("customFieldData keys must be custom field slugs (letters, digits, '-' and '_')"))]
-    pub custom_field_data: Option<BTreeMap<String, String>>,
-    /// Your own reference, kept on the checkout (`reference_id`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub reference_id: Option<String>,
-    /// UTM source tag (`utm_source`), e.g. "newsletter".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub utm_source: Option<String>,
-    /// UTM medium tag (`utm_medium`), e.g. "email".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub utm_medium: Option<String>,
-    /// UTM campaign tag (`utm_campaign`), e.g. "launch".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub utm_campaign: Option<String>,
-    /// UTM content tag (`utm_content`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub utm_content: Option<String>,
-    /// UTM term tag (`utm_term`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub utm_term: Option<String>,
-}
-
-/// A key of a Secret in the resource's own namespace.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.__namespace__)").message("credentialsSecretRef.namespace is not allowed: the Secret must be in the CheckoutLink's own namespace").reason(Reason::FieldValueForbidden))]
-pub struct SecretKeyRef {
-    /// Name of the Secret, in the same namespace as the CheckoutLink.
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
-    /// Key in the Secret that holds the Polar access token. Default `token`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
-    pub key: Option<String>,
-    /// Not supported: references into other namespaces are refused. Leave it out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-}
-
-/// What the operator observed and did; written only by the operator.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-#[schemars(transform = paragraphs)]
-pub struct CheckoutLinkStatus {
-    /// Id of the checkout link in Polar.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Public URL of the checkout link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// The link's client secret. It is part of the public URL, so it is not a credential.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
-    /// The URL plus `spec.urlParameters`: the link to share.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub share_url: Option<String>,
-    /// Id of the Polar organisation that owns the link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization_id: Option<String>,
-    /// The `metadata.generation` this status describes; -1 until the operator has seen the
-    /// resource (the apiserver sets it on create, so GitOps tools wait for the operator).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Ready, Reconciling and Stalled (kstatus conventions), and Synced: whether the last attempt
-    /// to bring the link to the spec succeeded.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "conditions_schema")]
-    pub conditions: Vec<Condition>,
-}
-
-/// `status.observedGeneration` of a resource the operator has not seen yet.
-pub const UNOBSERVED_GENERATION: i64 = -1;
-
-impl CheckoutLinkStatus {
-    /// The status the apiserver gives a new resource (the CRD's default): kstatus (Flux) reads
-    /// it as InProgress, where a missing status would read as Current before the operator has
-    /// even seen the resource.
-    pub fn unobserved() -> Self {
-        CheckoutLinkStatus {
-            observed_generation: Some(UNOBSERVED_GENERATION),
-            ..Default::default()
-        }
-    }
+    pub export: Option<ExportSpec>,
 }
 
 /// The CRD as the apiserver receives it: kube's derive, plus the default status.
@@ -362,7 +213,7 @@ fn join_lines(text: &str) -> String {
     paragraphs.join("\n\n")
 }
 
-const UUID4_PATTERN: &str =
+pub(crate) const UUID4_PATTERN: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$";
 
 /// The rule of `successUrl` and `returnUrl`, with a message naming `field`. The expression:
@@ -400,7 +251,7 @@ fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             "type": "object",
             "required": ["type", "status", "lastTransitionTime", "reason", "message"],
             "properties": {
-                "type": {"type": "string", "description": "Ready, Reconciling, Stalled or Synced."},
+                "type": {"type": "string", "description": "Ready, Reconciling, Stalled, Synced or Sellable."},
                 "status": {"type": "string", "enum": ["True", "False", "Unknown"], "description": "True, False or Unknown."},
                 "reason": {"type": "string", "description": "A CamelCase reason for the condition's last transition."},
                 "message": {"type": "string", "description": "Human-readable details, including Polar's own error message."},

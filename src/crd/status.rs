@@ -1,0 +1,69 @@
+//! What the operator reports in a CheckoutLink's status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{conditions_schema, paragraphs};
+
+/// What the operator observed and did; written only by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = paragraphs)]
+pub struct CheckoutLinkStatus {
+    /// Id of the checkout link in Polar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Public URL of the checkout link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The link's client secret. It is part of the public URL, so it is not a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The URL plus `spec.urlParameters`: the link to share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_url: Option<String>,
+    /// Id of the Polar organisation that owns the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    /// The ids the spec's references (products named by metadata or name, a discount named by
+    /// code) stand for in the link's organisation, as last resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<ResolvedRefs>,
+    /// The `metadata.generation` this status describes; -1 until the operator has seen the
+    /// resource (the apiserver sets it on create, so GitOps tools wait for the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling and Stalled (kstatus conventions); Synced: whether the last attempt
+    /// to bring the link to the spec succeeded; Sellable: whether buyers can pay as declared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+/// What the spec's references stand for.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedRefs {
+    /// The product ids, in the spec's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<String>,
+    /// The preset discount's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_id: Option<String>,
+}
+
+/// `status.observedGeneration` of a resource the operator has not seen yet.
+pub const UNOBSERVED_GENERATION: i64 = -1;
+
+impl CheckoutLinkStatus {
+    /// The status the apiserver gives a new resource (the CRD's default): kstatus (Flux) reads
+    /// it as InProgress, where a missing status would read as Current before the operator has
+    /// even seen the resource.
+    pub fn unobserved() -> Self {
+        CheckoutLinkStatus {
+            observed_generation: Some(UNOBSERVED_GENERATION),
+            ..Default::default()
+        }
+    }
+}
