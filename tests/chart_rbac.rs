@@ -95,6 +95,12 @@ enum Symptom {
     /// A link with its own Secret becomes Ready, but the Secret never carries the credentials
     /// finalizer (so a namespace deletion could take the token before the link is deleted).
     SecretUnguarded,
+    /// The link becomes Ready but its export never reaches the ConfigMap (an `ExportFailed`
+    /// event says why).
+    ExportNotWritten,
+    /// The export is written, but the ConfigMap the operator created stays after the link is
+    /// deleted.
+    ExportLeftBehind,
 }
 
 /// A verb, and what breaks without it.
@@ -149,6 +155,10 @@ const CASES: &[Case] = &[
     case("secrets-list", ClusterRole, "", "secrets", "list", NeverReady),
     case("secrets-watch", ClusterRole, "", "secrets", "watch", SecretChangesUnseen),
     case("secrets-patch", ClusterRole, "", "secrets", "patch", SecretUnguarded),
+    case("configmaps-get", ClusterRole, "", "configmaps", "get", ExportNotWritten),
+    case("configmaps-create", ClusterRole, "", "configmaps", "create", ExportNotWritten),
+    case("configmaps-patch", ClusterRole, "", "configmaps", "patch", ExportNotWritten),
+    case("configmaps-delete", ClusterRole, "", "configmaps", "delete", ExportLeftBehind),
     case("events-create", ClusterRole, "events.k8s.io", "events", "create", NoEvents),
     case("events-patch", ClusterRole, "events.k8s.io", "events", "patch", RepeatsUncounted),
     case("leases-get", Role, "coordination.k8s.io", "leases", "get", NeverLeads),
@@ -182,8 +192,18 @@ fn check_coverage(granted: &BTreeSet<Verb>) -> anyhow::Result<()> {
 // The scenarios
 // ---------------------------------------------------------------------------------------------
 
+/// The ConfigMap `shop` exports its URL to (created by the operator).
+const SITE: &str = "shop-site";
+
 fn shop_spec() -> Value {
-    json!({"label": "v1", "products": [EBOOK]})
+    json!({"label": "v1", "products": [EBOOK], "export": {"configMap": SITE}})
+}
+
+/// The ConfigMap `SITE`, if it exists.
+async fn site(w: &World) -> Option<k8s_openapi::api::core::v1::ConfigMap> {
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(w.objects.client.clone(), &w.objects.ns);
+    api.get_opt(SITE).await.unwrap()
 }
 
 /// With enough rights: the operator leads (with leader election), and two links live their
@@ -227,6 +247,14 @@ async fn lifecycle(w: &World) {
     );
     assert!(w.count(POST) == 1, "POSTs: {}", w.count(POST));
     w.wait_event("shop", "Created", None).await;
+    // The export: the URL in the ConfigMap the operator created for it.
+    let url = status.url.clone().unwrap_or_default();
+    w.operator()
+        .wait("the URL exported to the ConfigMap", async || {
+            let data = site(w).await?.data?;
+            (data.get("shop.url") == Some(&url)).then_some(())
+        })
+        .await;
 
     // Update twice: a PATCH each, Ready at each generation; the second Updated event is counted
     // on the first (the recorder patches it).
@@ -265,6 +293,12 @@ async fn lifecycle(w: &World) {
         w.objects.wait_gone(name).await;
     }
     assert!(w.count(DELETE) == 2, "DELETEs: {}", w.count(DELETE));
+    w.operator()
+        .wait(
+            "the exported ConfigMap deleted with its last key",
+            async || site(w).await.is_none().then_some(()),
+        )
+        .await;
     w.objects
         .wait_for_secret(OWN_SECRET, "released by the operator", |s| !guarded(s))
         .await;
@@ -387,6 +421,32 @@ async fn without(w: &mut World, case: &Case) {
             events.sort();
             let want = [("Created".to_owned(), None), ("Updated".to_owned(), None)];
             assert!(events == want, "events: {events:?}, want {want:?}");
+        }
+        ExportNotWritten => {
+            w.wait_synced().await;
+            w.create_link("shop", shop_spec()).await;
+            w.wait_ready("shop").await;
+            forbidden(w).await;
+            observe().await;
+            let data = site(w).await.and_then(|c| c.data).unwrap_or_default();
+            assert!(
+                !data.contains_key("shop.url"),
+                "the URL was exported: {data:?}"
+            );
+            w.wait_event("shop", "ExportFailed", None).await;
+        }
+        ExportLeftBehind => {
+            w.wait_synced().await;
+            w.create_link("shop", shop_spec()).await;
+            w.wait_ready("shop").await;
+            w.operator()
+                .wait("the URL exported", async || site(w).await.map(|_| ()))
+                .await;
+            w.objects.delete("shop").await;
+            w.objects.wait_gone("shop").await;
+            forbidden(w).await;
+            observe().await;
+            assert!(site(w).await.is_some(), "the ConfigMap was deleted");
         }
         SecretUnguarded => {
             w.wait_synced().await;

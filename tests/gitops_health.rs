@@ -114,6 +114,7 @@ fn reconciled(
         phase,
         sellable,
         resolved: None,
+        exported_to: None,
     };
     link.status = Some(build_status(link.status.as_ref(), &outcome, &time(at)));
     link
@@ -208,6 +209,7 @@ fn cases() -> Vec<Case> {
             message: "no product can be bought: Pro (3f6c2a9e-8b1d-4c5e-9f0a-7d2b4e6c8a1f) is a draft; buyers are sent to Polar's home page".into(),
         }),
         resolved: None,
+        exported_to: None,
     };
     cannot_sell.status = Some(build_status(
         cannot_sell.status.as_ref(),

@@ -30,6 +30,10 @@ pub struct CheckoutLinkStatus {
     /// code) stand for in the link's organisation, as last resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<ResolvedRefs>,
+    /// The ConfigMap holding the keys `spec.export` writes (so that they are removed from it
+    /// when the export moves or the resource goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_to: Option<String>,
     /// The `metadata.generation` this status describes; -1 until the operator has seen the
     /// resource (the apiserver sets it on create, so GitOps tools wait for the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,8 +10,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tokio::time::Instant;
 
-use crate::crd::ResolvedRefs;
 use crate::crd::{ADOPT_ANNOTATION, CheckoutLink};
+use crate::crd::{CheckoutLinkStatus, ResolvedRefs};
 use crate::error::Error;
 use crate::polar::account::Account;
 use crate::polar::{Link, PolarError};
@@ -19,6 +19,7 @@ use crate::polar::{Link, PolarError};
 use super::context::{Context, jitter, now};
 use super::credentials::credentials_ref;
 use super::execute::{self, Done, Failure};
+use super::export;
 use super::memory::{Inputs, Memory};
 use super::observe::{Known, Observation, observe};
 use super::plan::{self, AdoptedBy, Plan};
@@ -282,15 +283,20 @@ async fn succeeded(
     done: Done,
     resolved: Option<ResolvedRefs>,
 ) -> Result<Action, Error> {
-    let outcome = Outcome {
+    let mut outcome = Outcome {
         resolved: Some(resolved),
+        exported_to: None,
         generation: link.metadata.generation,
         link: Some(LinkInfo::from(done.link())),
         url_parameters: link.spec.url_parameters.as_ref(),
         phase: Phase::Ready,
         sellable: Some(sellable::assess(done.link(), Timestamp::now())),
     };
-    let status = build_status(link.status.as_ref(), &outcome, &now());
+    let mut status = build_status(link.status.as_ref(), &outcome, &now());
+    if let Some(to) = exported(ctx, link, &status).await {
+        outcome.exported_to = Some(to);
+        status = build_status(link.status.as_ref(), &outcome, &now());
+    }
     ctx.patch_status(link, &status).await?;
     ctx.publish_sellable(link, &status).await;
     let resync = jitter(ctx.settings.resync_interval);
@@ -300,6 +306,49 @@ async fn succeeded(
         ctx.publish(link, type_, reason, action, note).await;
     }
     Ok(Action::requeue(resync))
+}
+
+/// Writes the export (moving it when its ConfigMap changed); the ConfigMap now holding the
+/// keys, or `None` when nothing changed. A failure is reported (log, Warning event), not
+/// retried in a loop: the next reconcile tries again.
+async fn exported(
+    ctx: &Context,
+    link: &CheckoutLink,
+    status: &CheckoutLinkStatus,
+) -> Option<Option<String>> {
+    let before = link.status.as_ref().and_then(|s| s.exported_to.clone());
+    let target = link.spec.export.as_ref().map(|e| e.config_map.clone());
+    let mut result = Ok(());
+    if let Some(old) = before.as_ref().filter(|old| Some(*old) != target.as_ref()) {
+        result = export::remove(&ctx.client, link, old).await;
+    }
+    if let (Ok(()), Some(spec)) = (&result, &link.spec.export)
+        && let Some(data) = export::wanted(&link.name_any(), spec, status)
+    {
+        result = export::apply(&ctx.client, link, spec, &data).await;
+    }
+    let uid = link.uid().unwrap_or_default();
+    match result {
+        Ok(()) => {
+            ctx.remember(&uid, |m| m.export_error = None);
+            (before != target).then_some(target)
+        }
+        Err(error) => {
+            let note = format!("could not write the export: {error}");
+            let new = ctx.remember(&uid, |m| {
+                let new = m.export_error.as_deref() != Some(note.as_str());
+                m.export_error = Some(note.clone());
+                new
+            });
+            if new {
+                ctx.publish(link, EventType::Warning, "ExportFailed", "Export", note)
+                    .await;
+            } else {
+                tracing::debug!(%note, "export still failing");
+            }
+            None
+        }
+    }
 }
 
 /// Not in sync: the status says why, a Warning event goes out if that is new, and the next
@@ -324,6 +373,7 @@ async fn failed(
             .map(|l| sellable::assess(l, Timestamp::now()))
             .or_else(|| sellable::of_refusal(&failure.error)),
         resolved: None,
+        exported_to: None,
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;

@@ -233,6 +233,25 @@ async fn finished(
         ctx.publish(link, EventType::Normal, "Orphaned", "Delete", note)
             .await;
     }
+    if let Some(to) = link.status.as_ref().and_then(|s| s.exported_to.as_deref())
+        && let Err(error) = super::export::remove(&ctx.client, link, to).await
+    {
+        let forbidden = matches!(
+            &error,
+            Error::Kube { source: kube::Error::Api(e), .. } if e.code == 403
+        );
+        if !forbidden {
+            // The finalizer stays until the keys are gone.
+            return Err(Error::Deferred {
+                delay: Duration::from_secs(5),
+                cause: Box::new(error),
+            });
+        }
+        // Without the right, retrying would wedge the deletion: say it once and go on.
+        let note = format!("the exported keys stay in the ConfigMap {to}: {error}");
+        ctx.publish(link, EventType::Warning, "ExportFailed", "Delete", note)
+            .await;
+    }
     ctx.forget(uid);
     ctx.metrics.reconciled("ok", started.elapsed());
     Ok(Action::await_change())
@@ -287,6 +306,7 @@ async fn delete_failed(
         phase: decision.phase.clone(),
         sellable: None,
         resolved: None,
+        exported_to: None,
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;

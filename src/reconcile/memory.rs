@@ -76,6 +76,8 @@ pub struct Memory {
     pub unhandled_when_first_seen: bool,
     /// The reason of the resource's `Sellable` condition, for the metric.
     pub sellable: Option<String>,
+    /// The last export failure reported (an event goes out when it changes).
+    pub export_error: Option<String>,
 }
 
 #[cfg(test)]

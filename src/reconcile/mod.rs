@@ -13,7 +13,8 @@
 //! Pure: [`plan`], [`resolve`], [`status`], [`policy`], [`sellable`], [`memory`], the mapping in
 //! [`triggers`].
 //! Polar IO: [`observe`], [`execute`] (through `polar::account`). Kubernetes IO: this module
-//! (the watches), [`context`] (status patches, events), [`credentials`] (Secret reads).
+//! (the watches), [`context`] (status patches, events), [`credentials`] (Secret reads and
+//! finalizers), [`export`] (the ConfigMap of `spec.export`).
 //!
 //! Per resource, the controller remembers the inputs of its last attempt — the generation,
 //! the credentials' identity, the adoption annotation, the mirror's revision of its link — and
@@ -28,6 +29,7 @@ mod cleanup;
 pub mod context;
 pub mod credentials;
 pub mod execute;
+pub mod export;
 pub mod memory;
 pub mod observe;
 pub mod plan;

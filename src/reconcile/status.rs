@@ -221,6 +221,8 @@ pub struct Outcome<'a> {
     pub sellable: Option<Sellability>,
     /// What the spec's references stand for; `None` keeps what the previous status said.
     pub resolved: Option<Option<ResolvedRefs>>,
+    /// The ConfigMap the export wrote to; `None` keeps what the previous status said.
+    pub exported_to: Option<Option<String>>,
 }
 
 /// The status for `outcome`, keeping each condition's `lastTransitionTime` from `previous`
@@ -341,6 +343,10 @@ pub fn build_status(
             .resolved
             .clone()
             .unwrap_or_else(|| previous.resolved.clone()),
+        exported_to: outcome
+            .exported_to
+            .clone()
+            .unwrap_or_else(|| previous.exported_to.clone()),
         id,
         url,
         client_secret,
@@ -390,6 +396,7 @@ mod tests {
             phase,
             sellable: None,
             resolved: None,
+            exported_to: None,
         }
     }
 

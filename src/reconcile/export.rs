@@ -1,0 +1,169 @@
+//! `spec.export`: the link's URL, share URL and id written into a ConfigMap of the resource's
+//! namespace for a website (Kubernetes IO). Each CheckoutLink applies its own keys with its
+//! own field manager (`checkout-link-operator/<uid>`), so several links, Helm or a person can
+//! share one ConfigMap and nobody's keys are touched but the link's. A ConfigMap the operator
+//! created is marked, and deleted when its last key goes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+
+use crate::crd::{CheckoutLink, CheckoutLinkStatus, ExportSpec, MANAGER};
+use crate::error::Error;
+
+/// The annotation on a ConfigMap the operator created for an export.
+pub const CREATED_ANNOTATION: &str = "polar.sh/created-by";
+
+/// The keys and values `spec.export` asks for, given the status (`None` while the link has no
+/// URL yet). Pure.
+pub fn wanted(
+    name: &str,
+    export: &ExportSpec,
+    status: &CheckoutLinkStatus,
+) -> Option<BTreeMap<String, String>> {
+    let keys = export.keys.clone().unwrap_or_default();
+    let key =
+        |chosen: Option<String>, suffix: &str| chosen.unwrap_or_else(|| format!("{name}.{suffix}"));
+    let mut data = BTreeMap::new();
+    data.insert(key(keys.url, "url"), status.url.clone()?);
+    data.insert(key(keys.share_url, "shareUrl"), status.share_url.clone()?);
+    data.insert(key(keys.id, "id"), status.id.clone()?);
+    Some(data)
+}
+
+fn manager(link: &CheckoutLink) -> String {
+    format!("{MANAGER}/{}", link.uid().unwrap_or_default())
+}
+
+fn kube(step: &'static str) -> impl Fn(kube::Error) -> Error {
+    move |source| Error::Kube { step, source }
+}
+
+/// Brings the ConfigMap to hold the link's keys; a write only when they differ.
+pub async fn apply(
+    client: &kube::Client,
+    link: &CheckoutLink,
+    export: &ExportSpec,
+    data: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let ns = link.namespace().unwrap_or_default();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let current = api
+        .get_opt(&export.config_map)
+        .await
+        .map_err(kube("GetConfigMap"))?;
+    let held = current.as_ref().and_then(|c| c.data.as_ref());
+    if held.is_some_and(|h| data.iter().all(|(k, v)| h.get(k) == Some(v))) {
+        return Ok(());
+    }
+    let mut metadata = serde_json::json!({"name": export.config_map});
+    // Created now: marked, so that it is deleted with its last exported key.
+    let created = match &current {
+        None => true,
+        Some(c) => c.annotations().get(CREATED_ANNOTATION).map(String::as_str) == Some(MANAGER),
+    };
+    if created {
+        metadata["annotations"] = serde_json::json!({ CREATED_ANNOTATION: MANAGER });
+    }
+    let patch = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data,
+    });
+    api.patch(
+        &export.config_map,
+        &PatchParams::apply(&manager(link)).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(kube("ApplyConfigMap"))?;
+    Ok(())
+}
+
+/// Takes the link's keys out of the ConfigMap `name`; deletes the ConfigMap when the operator
+/// created it and nothing else is left in it.
+pub async fn remove(client: &kube::Client, link: &CheckoutLink, name: &str) -> Result<(), Error> {
+    let ns = link.namespace().unwrap_or_default();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let Some(current) = api.get_opt(name).await.map_err(kube("GetConfigMap"))? else {
+        return Ok(());
+    };
+    let ours: Vec<String> = link
+        .spec
+        .export
+        .as_ref()
+        .filter(|e| e.config_map == name)
+        .zip(link.status.as_ref())
+        .and_then(|(e, s)| wanted(&link.name_any(), e, s))
+        .map(|d| d.into_keys().collect())
+        .unwrap_or_default();
+    let data = current.data.clone().unwrap_or_default();
+    let binary = current.binary_data.as_ref().is_some_and(|b| !b.is_empty());
+    let created = current
+        .annotations()
+        .get(CREATED_ANNOTATION)
+        .map(String::as_str)
+        == Some(MANAGER);
+    if created && !binary && data.keys().all(|k| ours.contains(k)) {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: current.resource_version(),
+                uid: current.uid(),
+            }),
+            ..Default::default()
+        };
+        return match api.delete(name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(kube("DeleteConfigMap")(e)),
+        };
+    }
+    // Applying nothing drops what this link's manager owned (its keys, its part of the mark).
+    let patch = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+    });
+    api.patch(
+        name,
+        &PatchParams::apply(&manager(link)).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(kube("ApplyConfigMap"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ExportKeys;
+
+    #[test]
+    fn keys_default_to_the_resource_name_and_wait_for_the_url() {
+        let export = ExportSpec {
+            config_map: "site".into(),
+            keys: Some(ExportKeys {
+                url: Some("LAUNCH_URL".into()),
+                ..Default::default()
+            }),
+        };
+        let status = CheckoutLinkStatus {
+            id: Some("i".into()),
+            url: Some("u".into()),
+            share_url: Some("s".into()),
+            ..Default::default()
+        };
+        let data = wanted("launch", &export, &status).unwrap();
+        assert_eq!(
+            data,
+            BTreeMap::from([
+                ("LAUNCH_URL".to_owned(), "u".to_owned()),
+                ("launch.shareUrl".to_owned(), "s".to_owned()),
+                ("launch.id".to_owned(), "i".to_owned()),
+            ])
+        );
+        assert_eq!(
+            wanted("launch", &export, &CheckoutLinkStatus::default()),
+            None
+        );
+    }
+}
