@@ -8,7 +8,8 @@
 //!   runs kube-controller-manager ([`CONTROLLERS`]: namespaces are finalised, owner references
 //!   are garbage-collected).
 //! - [`ControlPlane::start`] starts one with options (used by the `testenv` binary behind
-//!   `make cluster-up`).
+//!   `make cluster-up`, and by tests that need a plane of their own, e.g. to restart its
+//!   kube-apiserver with [`ControlPlane::restart_apiserver`]).
 //! - Children are started in their own process group by a supervisor thread that lives as long
 //!   as the process, with a parent-death signal (`setpriv --pdeathsig KILL`): when the test
 //!   process exits or is killed, etcd, kube-apiserver and kube-controller-manager die with it.
@@ -21,7 +22,7 @@ mod supervisor;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -34,12 +35,18 @@ use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::runtime::wait::{await_condition, conditions};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 pub use certs::Pem;
 
 /// How long etcd and kube-apiserver may take to become ready on a loaded 2-core machine
 /// (before [`scaled`]).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a graceful stop ([`Stop::Graceful`]) waits before it sends SIGKILL (before
+/// [`scaled`]).
+const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// The controllers kube-controller-manager runs when [`Options::controller_manager`] is set and
 /// [`Options::controllers`] is empty: what namespace deletion needs to finish
@@ -166,9 +173,21 @@ pub struct Options {
     pub controllers: Vec<String>,
 }
 
-/// One child process.
+/// How [`ControlPlane::stop_apiserver`] stops kube-apiserver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM: the apiserver finishes in-flight requests, ends the watches and exits, in about
+    /// a second (SIGKILL if it is still running 30 s later, scaled).
+    Graceful,
+    /// SIGKILL: a crash; connections drop in the middle of requests and watches.
+    Kill,
+}
+
+/// One child process and how it was started, so that it can be started again.
 struct Process {
     name: String,
+    program: PathBuf,
+    args: Vec<String>,
     child: Child,
 }
 
@@ -182,6 +201,8 @@ pub struct ControlPlane {
     kubeconfig_path: PathBuf,
     kubeconfig_yaml: String,
     controller_manager: bool,
+    /// One of the per-binary planes, which other tests use at the same time: never stopped.
+    shared: bool,
     /// In start order (etcd, kube-apiserver, kube-controller-manager); stopped in reverse.
     processes: Mutex<Vec<Process>>,
 }
@@ -237,6 +258,7 @@ impl ControlPlane {
             kubeconfig_path: dir.join("kubeconfig"),
             kubeconfig_yaml: String::new(),
             controller_manager: controller_manager.is_some(),
+            shared: false,
             processes: Mutex::new(Vec::new()),
         };
 
@@ -294,6 +316,10 @@ impl ControlPlane {
             format!("--client-ca-file={}", cert("client-cert-auth-ca.crt")),
             "--enable-priority-and-fairness=false".to_string(),
             "--profiling=false".to_string(),
+            // On SIGTERM, end the open watches (kube-controller-manager's, an operator's) and
+            // wait up to 5 s for them; without it the apiserver waits a minute for them to
+            // close by themselves, and a graceful stop turns into a SIGKILL.
+            "--shutdown-watch-termination-grace-period=5s".to_string(),
         ];
         plane.spawn("kube-apiserver", bin.join("kube-apiserver"), apiserver_args)?;
 
@@ -381,6 +407,99 @@ impl ControlPlane {
             std::fs::write(out, &plane.kubeconfig_yaml)?;
         }
         Ok(plane)
+    }
+
+    /// Stops kube-apiserver and starts it again after `down_for`, on the same port with the
+    /// same certificates and flags (etcd and its data are kept), and waits until `/readyz`
+    /// answers `ok`. SIGTERM first ([`Stop::Graceful`]); see
+    /// [`ControlPlane::restart_apiserver_with`] for SIGKILL. Clients made before keep working
+    /// afterwards: same address, same CA, same admin certificate.
+    ///
+    /// Only for a plane of one's own ([`ControlPlane::start`]): the shared planes are refused,
+    /// since the other tests of the binary use them at the same time.
+    pub async fn restart_apiserver(&self, down_for: Duration) -> anyhow::Result<()> {
+        self.restart_apiserver_with(Stop::Graceful, down_for).await
+    }
+
+    /// [`ControlPlane::restart_apiserver`], choosing how the apiserver is stopped.
+    pub async fn restart_apiserver_with(
+        &self,
+        how: Stop,
+        down_for: Duration,
+    ) -> anyhow::Result<()> {
+        let began = Instant::now();
+        let status = self.stop_apiserver(how).await?;
+        let stopped = began.elapsed();
+        tokio::time::sleep(down_for).await;
+        let starting = Instant::now();
+        self.start_apiserver().await?;
+        eprintln!(
+            "[testenv] kube-apiserver restarted ({how:?}): stopped in {:.1}s ({status}), down for \
+             {:.1}s, ready {:.1}s after its start",
+            stopped.as_secs_f64(),
+            down_for.as_secs_f64(),
+            starting.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Stops kube-apiserver and waits until it has exited; etcd (and kube-controller-manager)
+    /// keep running. [`ControlPlane::start_apiserver`] brings it back. Returns how it exited:
+    /// success after a graceful stop, killed by signal 9 after [`Stop::Kill`] (or after a
+    /// graceful stop that overran its grace, which is also logged). Refused on the shared
+    /// planes, like [`ControlPlane::restart_apiserver`].
+    pub async fn stop_apiserver(&self, how: Stop) -> anyhow::Result<ExitStatus> {
+        self.refuse_shared("stop kube-apiserver")?;
+        let pgid = {
+            let mut processes = self.processes();
+            let apiserver = apiserver(&mut processes)?;
+            if apiserver.child.try_wait()?.is_some() {
+                bail!("kube-apiserver is not running");
+            }
+            Pid::from_raw(apiserver.child.id() as i32)
+        };
+        let first = match how {
+            Stop::Graceful => Signal::SIGTERM,
+            Stop::Kill => Signal::SIGKILL,
+        };
+        killpg(pgid, first).context("signalling kube-apiserver")?;
+        let grace = scaled(STOP_GRACE);
+        let deadline = Instant::now() + grace;
+        let mut killed = how == Stop::Kill;
+        loop {
+            if let Some(status) = apiserver(&mut self.processes())?.child.try_wait()? {
+                return Ok(status);
+            }
+            if !killed && Instant::now() > deadline {
+                eprintln!(
+                    "[testenv] kube-apiserver still running {grace:?} after SIGTERM: SIGKILL"
+                );
+                let _ = killpg(pgid, Signal::SIGKILL);
+                killed = true;
+            } else if killed && Instant::now() > deadline + scaled(Duration::from_secs(10)) {
+                bail!("kube-apiserver (pid {pgid}) did not exit after SIGKILL");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts kube-apiserver again after [`ControlPlane::stop_apiserver`] (same program, flags,
+    /// port and certificates; its log goes on in the same file) and waits until it is ready.
+    pub async fn start_apiserver(&self) -> anyhow::Result<()> {
+        self.refuse_shared("start kube-apiserver")?;
+        let (program, args) = {
+            let mut processes = self.processes();
+            let apiserver = apiserver(&mut processes)?;
+            if apiserver.child.try_wait()?.is_none() {
+                bail!("kube-apiserver is already running");
+            }
+            (apiserver.program.clone(), apiserver.args.clone())
+        };
+        let child = self.launch("kube-apiserver", &program, &args, true)?;
+        apiserver(&mut self.processes())?.child = child;
+        self.write_pids()?;
+        let client = client_from_yaml(&self.kubeconfig_yaml).await?;
+        self.wait_apiserver_ready(&client).await
     }
 
     /// Whether kube-controller-manager runs in this plane.
@@ -569,15 +688,53 @@ impl ControlPlane {
         self.processes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn refuse_shared(&self, what: &str) -> anyhow::Result<()> {
+        if self.shared {
+            bail!(
+                "refusing to {what} of a shared control plane (other tests use it); \
+                 start a plane of your own with ControlPlane::start"
+            );
+        }
+        Ok(())
+    }
+
     fn spawn(&self, name: &str, program: PathBuf, args: Vec<String>) -> anyhow::Result<()> {
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
-        let child = supervisor::spawn(supervisor::Spec { program, args, log })
-            .with_context(|| format!("starting {name}"))?;
+        let child = self.launch(name, &program, &args, false)?;
         self.processes().push(Process {
             name: name.to_string(),
+            program,
+            args,
             child,
         });
         self.write_pids()
+    }
+
+    /// Starts one child on the supervisor thread; its stdout and stderr go to `<dir>/<name>.log`
+    /// (appended to when `again`, with a line that marks the restart).
+    fn launch(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        again: bool,
+    ) -> anyhow::Result<Child> {
+        let path = self.dir.join(format!("{name}.log"));
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(again)
+            .truncate(!again)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        if again {
+            writeln!(log, "--- testenv: {name} started again ---")?;
+        }
+        supervisor::spawn(supervisor::Spec {
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            log,
+        })
+        .with_context(|| format!("starting {name}"))
     }
 
     /// `<dir>/pids` ("name pid" per line, the processes of now) lets people (and the orphan
@@ -657,7 +814,7 @@ fn start_shared(controller_manager: bool) -> ControlPlane {
         .unwrap_or_default();
     // Started on a plain thread: `start` runs its own runtime, which must not nest in the
     // caller's (tests call this from inside `#[tokio::test]`).
-    std::thread::spawn(move || {
+    let mut plane = std::thread::spawn(move || {
         ControlPlane::start(Options {
             crds,
             controller_manager,
@@ -666,7 +823,16 @@ fn start_shared(controller_manager: bool) -> ControlPlane {
     })
     .join()
     .unwrap_or_else(|_| Err(anyhow::anyhow!("the start thread panicked")))
-    .unwrap_or_else(|e| panic!("could not start the test control plane: {e:#}"))
+    .unwrap_or_else(|e| panic!("could not start the test control plane: {e:#}"));
+    plane.shared = true;
+    plane
+}
+
+fn apiserver(processes: &mut [Process]) -> anyhow::Result<&mut Process> {
+    processes
+        .iter_mut()
+        .find(|p| p.name == "kube-apiserver")
+        .context("this plane has no kube-apiserver")
 }
 
 async fn install_crd(client: &kube::Client, crd: &CustomResourceDefinition) -> anyhow::Result<()> {

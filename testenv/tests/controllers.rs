@@ -11,7 +11,7 @@ use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use support::{config_map, eventually, meta, namespace_phase, owned_by, secret};
-use testenv::ControlPlane;
+use testenv::{ControlPlane, Stop};
 
 /// Namespace deletion is a few seconds of work for the namespace controller; a minute leaves
 /// room for a loaded 2-core machine (before `TEST_TIMEOUT_SCALE`).
@@ -215,4 +215,19 @@ async fn a_service_account_token_secret_is_filled_with_a_token_the_apiserver_acc
         .and_then(|s| s.user_info)
         .and_then(|u| u.username);
     assert_eq!(user, Some(format!("system:serviceaccount:{ns}:robot")));
+}
+
+#[tokio::test]
+async fn the_shared_planes_refuse_to_stop_their_apiserver() {
+    for plane in [
+        ControlPlane::shared(),
+        ControlPlane::shared_with_controllers(),
+    ] {
+        let err = plane.stop_apiserver(Stop::Kill).await.unwrap_err();
+        assert!(err.to_string().contains("shared"), "{err:#}");
+        assert!(plane.restart_apiserver(Duration::ZERO).await.is_err());
+        // Still serving.
+        let client = plane.client().await.unwrap();
+        Api::<Namespace>::all(client).get("default").await.unwrap();
+    }
 }
