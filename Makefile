@@ -31,7 +31,7 @@ test: prereqs toolchain tools ## everything CI runs: fmt, clippy, unit, CRD, emu
 	@echo "==> CRD files are up to date"
 	@$(MAKE) --no-print-directory crds-check
 	@echo "==> cargo test (unit, CRD golden + admission, emulator, integration against a real apiserver)"
-	TESTENV_BIN_DIR="$$(bash hack/build-tools.sh etcd kube-apiserver kubectl | tail -n 1)" \
+	TESTENV_BIN_DIR="$$(bash hack/build-tools.sh etcd kube-apiserver kubectl kube-controller-manager | tail -n 1)" \
 	  $(CARGO) test --workspace --locked
 	@echo "==> schemathesis against the emulator"
 	@$(MAKE) --no-print-directory schemathesis

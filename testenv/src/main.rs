@@ -1,7 +1,8 @@
-//! `testenv`: runs a local control plane (etcd + kube-apiserver) until SIGINT/SIGTERM.
-//! `make cluster-up` starts it in the background; `make cluster-down` stops it.
+//! `testenv`: runs a local control plane (etcd + kube-apiserver, and kube-controller-manager with
+//! `--controller-manager`) until SIGINT/SIGTERM. `make cluster-up` starts it in the background;
+//! `make cluster-down` stops it.
 //!
-//! Usage: testenv [--dir DIR] [--kubeconfig PATH] [--crds DIR]
+//! Usage: testenv [--dir DIR] [--kubeconfig PATH] [--crds DIR] [--controller-manager]
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ fn main() -> anyhow::Result<()> {
         match arg.as_str() {
             "--dir" => options.dir = Some(PathBuf::from(value()?)),
             "--kubeconfig" => options.kubeconfig_out = Some(PathBuf::from(value()?)),
+            "--controller-manager" => options.controller_manager = true,
             "--crds" => {
                 let dir = PathBuf::from(value()?);
                 for entry in std::fs::read_dir(&dir)? {
@@ -28,7 +30,10 @@ fn main() -> anyhow::Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "testenv [--dir DIR] [--kubeconfig PATH] [--crds DIR]\n\nStarts etcd and kube-apiserver on loopback and runs until interrupted."
+                    "testenv [--dir DIR] [--kubeconfig PATH] [--crds DIR] [--controller-manager]\n\n\
+                     Starts etcd and kube-apiserver on loopback (and kube-controller-manager with\n\
+                     the namespace and garbage-collector controllers, when asked) and runs until\n\
+                     interrupted."
                 );
                 return Ok(());
             }

@@ -1,5 +1,5 @@
 //! Killing the process that owns a control plane — even with SIGKILL, where no destructor
-//! runs — takes etcd and kube-apiserver with it.
+//! runs — takes etcd, kube-apiserver and kube-controller-manager with it.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,10 +19,26 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn a_killed_owner_leaves_no_etcd_or_apiserver_behind() {
-    let dir = std::env::temp_dir().join(format!("testenv-orphans-{}", std::process::id()));
+    killed_owner_leaves_nothing("plain", &[], &["etcd", "kube-apiserver"]);
+}
+
+#[test]
+fn a_killed_owner_leaves_no_controller_manager_behind() {
+    killed_owner_leaves_nothing(
+        "kcm",
+        &["--controller-manager"],
+        &["etcd", "kube-apiserver", "kube-controller-manager"],
+    );
+}
+
+/// Starts `testenv ARGS`, checks that exactly `expected` run, SIGKILLs testenv and waits for
+/// every one of them to be gone.
+fn killed_owner_leaves_nothing(label: &str, args: &[&str], expected: &[&str]) {
+    let dir = std::env::temp_dir().join(format!("testenv-orphans-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let kubeconfig = dir.join("kubeconfig-out");
     let mut owner = Command::new(env!("CARGO_BIN_EXE_testenv"))
+        .args(args)
         .arg("--dir")
         .arg(&dir)
         .arg("--kubeconfig")
@@ -31,7 +47,7 @@ fn a_killed_owner_leaves_no_etcd_or_apiserver_behind() {
         .spawn()
         .expect("testenv starts");
 
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + testenv::scaled(Duration::from_secs(120));
     while !kubeconfig.exists() {
         assert!(
             owner.try_wait().unwrap().is_none(),
@@ -51,7 +67,8 @@ fn a_killed_owner_leaves_no_etcd_or_apiserver_behind() {
             (name.to_string(), pid.parse().unwrap())
         })
         .collect();
-    assert_eq!(pids.len(), 2, "expected etcd and kube-apiserver: {pids:?}");
+    let names: Vec<&str> = pids.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, expected, "{pids:?}");
     assert!(
         pids.iter().all(|(_, pid)| alive(*pid)),
         "children should run while the owner does"
@@ -60,7 +77,7 @@ fn a_killed_owner_leaves_no_etcd_or_apiserver_behind() {
     owner.kill().unwrap(); // SIGKILL: no Drop, no signal handler
     owner.wait().unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + testenv::scaled(Duration::from_secs(10));
     while pids.iter().any(|(_, pid)| alive(*pid)) {
         assert!(Instant::now() < deadline, "orphans left behind: {pids:?}");
         std::thread::sleep(Duration::from_millis(50));
