@@ -35,6 +35,7 @@ mod auth;
 mod controls;
 pub mod errors;
 mod faults;
+mod filters;
 mod http;
 pub mod json;
 mod listing;

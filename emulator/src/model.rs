@@ -255,6 +255,13 @@ pub struct Discount {
     /// Empty: applies to every product of the organisation.
     pub products: Vec<Uuid>,
     pub created_at: DateTime<Utc>,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub max_redemptions: Option<i64>,
+    /// Seeded, set by the discount control, and counted up by every order a
+    /// link's preset discount went into.
+    pub redemptions_count: i64,
 }
 
 impl Discount {
@@ -278,6 +285,11 @@ impl Discount {
             duration_in_months: s.duration_in_months,
             products: s.products.clone(),
             created_at: seed_time(s.created_at, index),
+            modified_at: None,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            max_redemptions: s.max_redemptions,
+            redemptions_count: s.redemptions_count,
         }
     }
 
