@@ -177,6 +177,38 @@ impl Emulator {
         self.shared.archive_product(id)
     }
 
+    /// Edits a product out of band: any of `name`, `metadata`, `visibility`
+    /// (`public`, `private`, `draft`) and `is_archived`. Archiving has
+    /// Polar's side effect (the product leaves every link; links left empty
+    /// are soft-deleted); un-archiving only clears the flag. Sets
+    /// `modified_at`; returns the product as `GET /v1/products/{id}` does.
+    pub fn edit_product(
+        &self,
+        id: &str,
+        patch: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        self.shared.edit_product(id, &patch)
+    }
+
+    /// Adds a product out of band ("created later"): checked as a seed
+    /// product; `created_at` is now unless the product says otherwise.
+    /// Returns it as `GET /v1/products/{id}` does.
+    pub fn add_product(&self, product: SeedProduct) -> anyhow::Result<serde_json::Value> {
+        self.shared.add_product(product)
+    }
+
+    /// Edits a discount out of band: any of `name`, `code`, `starts_at`,
+    /// `ends_at` (RFC 3339 or null), `max_redemptions` (null or at least 1)
+    /// and `redemptions_count`. Links embed the new values. Returns the
+    /// discount as `GET /v1/discounts/{id}` does.
+    pub fn edit_discount(
+        &self,
+        id: &str,
+        patch: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        self.shared.edit_discount(id, &patch)
+    }
+
     /// Sets Polar fields of a link directly (no validation); sets `modified_at`.
     pub fn edit_link(&self, id: &str, patch: serde_json::Value) -> anyhow::Result<()> {
         self.shared.edit_link(id, &patch)

@@ -20,6 +20,13 @@ pub fn timestamp(t: &DateTime<Utc>) -> String {
     }
 }
 
+/// Now, to the microsecond (what Postgres keeps of a timestamp), so that a
+/// written timestamp compares as the stored one does.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 /// Seeded records without a `created_at` get one from this base, one minute apart.
 fn seed_time(explicit: Option<DateTime<Utc>>, index: usize) -> DateTime<Utc> {
     explicit.unwrap_or_else(|| {
