@@ -16,6 +16,7 @@ use crate::faults::FaultRule;
 use crate::http::{self, Resp};
 use crate::json::J;
 use crate::model::{self, Link, Product};
+use crate::orders::BuyOptions;
 use crate::seed::SeedProduct;
 use crate::state::Store;
 use crate::sync::Locked;
@@ -159,6 +160,43 @@ impl Shared {
         store.discounts.insert(id, discount);
         store.rebuild_catalog();
         Ok(raw_value(&store.catalog(shape).discount_full[&id]))
+    }
+
+    /// A purchase through the link: a checkout, then its paid order.
+    /// Returns the order as `GET /v1/orders/{id}` writes it.
+    pub fn buy(&self, link_id: &str, opts: &BuyOptions) -> anyhow::Result<Value> {
+        let id: Uuid = link_id.parse().context("link id is not a UUID")?;
+        let mut store = self.store.locked();
+        let order = store.buy(id, opts, model::now())?;
+        Ok(order_value(&store, order))
+    }
+
+    /// Refunds `amount` cents of an order (default: all still refundable).
+    pub fn refund(&self, order_id: &str, amount: Option<i64>) -> anyhow::Result<Value> {
+        let id: Uuid = order_id.parse().context("order id is not a UUID")?;
+        let mut store = self.store.locked();
+        store.refund(id, amount, model::now())?;
+        Ok(order_value(&store, id))
+    }
+
+    /// The order as `GET /v1/orders/{id}` writes it.
+    pub fn order(&self, id: &str) -> Option<Value> {
+        let id: Uuid = id.parse().ok()?;
+        let store = self.store.locked();
+        store
+            .orders
+            .contains_key(&id)
+            .then(|| order_value(&store, id))
+    }
+
+    /// Every order of every organisation, oldest first.
+    pub fn orders(&self) -> Vec<Value> {
+        let store = self.store.locked();
+        store
+            .order_order
+            .iter()
+            .map(|id| order_value(&store, *id))
+            .collect()
     }
 
     pub fn edit_link(&self, id: &str, patch: &Value) -> anyhow::Result<()> {
@@ -314,6 +352,10 @@ fn product_metadata(v: &Value) -> anyhow::Result<serde_json::Map<String, Value>>
     Ok(m.clone())
 }
 
+fn order_value(store: &Store, id: Uuid) -> Value {
+    raw_value(&crate::render::order(&store.orders[&id], store))
+}
+
 fn raw_value(raw: &serde_json::value::RawValue) -> Value {
     serde_json::from_str(raw.get()).expect("rendered JSON")
 }
@@ -408,6 +450,9 @@ async fn json_body(body: Incoming) -> Result<Value, Resp> {
         .await
         .map_err(|e| detail(StatusCode::BAD_REQUEST, e))?
         .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
     serde_json::from_slice(&bytes)
         .map_err(|e| detail(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
 }
@@ -442,6 +487,43 @@ pub async fn handle(shared: &Shared, method: &Method, path: &str, body: Incoming
             };
             answer(shared.edit_discount(id, &patch), StatusCode::OK)
         }
+        (&Method::POST, ["checkout-links", id, "buy"]) => {
+            let body = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let opts = if body.is_null() {
+                Ok(BuyOptions::default())
+            } else {
+                serde_json::from_value::<BuyOptions>(body).map_err(|e| {
+                    anyhow!("expected {{\"query\", \"product_id\", \"amount\", \"currency\", \"created_at\"}}: {e}")
+                })
+            };
+            answer(opts.and_then(|o| shared.buy(id, &o)), StatusCode::CREATED)
+        }
+        (&Method::POST, ["orders", id, "refund"]) => {
+            let body = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let amount = match &body {
+                Value::Null => Ok(None),
+                Value::Object(m) if m.keys().all(|k| k == "amount") => match m.get("amount") {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(a) => a
+                        .as_i64()
+                        .map(Some)
+                        .ok_or_else(|| anyhow!("amount: expected an integer (cents)")),
+                },
+                _ => Err(anyhow!("expected {{\"amount\": <cents>}}")),
+            };
+            answer(amount.and_then(|a| shared.refund(id, a)), StatusCode::OK)
+        }
+        (&Method::GET, ["orders"]) => http::json(StatusCode::OK, &shared.orders()),
+        (&Method::GET, ["orders", id]) => match shared.order(id) {
+            Some(v) => http::json(StatusCode::OK, &v),
+            None => detail(StatusCode::NOT_FOUND, format!("no order {id}")),
+        },
         (&Method::GET, ["checkout-links"]) => http::json(StatusCode::OK, &shared.links(true)),
         (&Method::GET, ["checkout-links", id]) => match shared.stored_link(id) {
             Some(v) => http::json(StatusCode::OK, &v),

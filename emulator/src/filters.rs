@@ -32,17 +32,16 @@ fn metadata_key(name: &str) -> Option<&str> {
 }
 
 /// Polar's clause: for each key, the stored value as text
-/// (`user_metadata ->> key`) equals one of the key's values (OR); all keys
-/// must match (AND). An absent key is SQL NULL and matches nothing.
-pub fn metadata_matches<'a>(
+/// (`user_metadata ->> key`, see [`pg_text`]; `lookup` gives it) equals one
+/// of the key's values (OR); all keys must match (AND). An absent key is SQL
+/// NULL and matches nothing.
+pub fn metadata_matches(
     filter: &[(String, Vec<String>)],
-    lookup: impl Fn(&str) -> Option<&'a Value>,
+    lookup: impl Fn(&str) -> Option<String>,
 ) -> bool {
-    filter.iter().all(|(key, values)| {
-        lookup(key)
-            .and_then(pg_text)
-            .is_some_and(|text| values.contains(&text))
-    })
+    filter
+        .iter()
+        .all(|(key, values)| lookup(key).is_some_and(|text| values.contains(&text)))
 }
 
 /// A JSONB value as Postgres' `->>` writes it: strings raw, `true`/`false`,

@@ -41,6 +41,7 @@ pub mod json;
 mod listing;
 mod log;
 mod model;
+mod orders;
 mod rate_limit;
 mod render;
 mod router;
@@ -56,6 +57,7 @@ mod versions;
 
 pub use faults::FaultRule;
 pub use log::RequestLogEntry;
+pub use orders::BuyOptions;
 pub use seed::{
     Seed, SeedDiscount, SeedOrganization, SeedPrice, SeedProduct, SeedSeatTier, SeedToken,
 };
@@ -207,6 +209,31 @@ impl Emulator {
         patch: serde_json::Value,
     ) -> anyhow::Result<serde_json::Value> {
         self.shared.edit_discount(id, &patch)
+    }
+
+    /// A purchase through a link: a checkout, then its paid order, whose
+    /// metadata is the link's plus the share URL's `utm_*` and
+    /// `reference_id` values (the link's own keys win). Returns the order as
+    /// `GET /v1/orders/{id}` writes it.
+    pub fn buy(&self, link_id: &str, options: BuyOptions) -> anyhow::Result<serde_json::Value> {
+        self.shared.buy(link_id, &options)
+    }
+
+    /// Refunds `amount` cents of an order (`None`: all still refundable):
+    /// `refunded_amount` grows, the status becomes `partially_refunded` or
+    /// `refunded`, `modified_at` moves. Returns the order.
+    pub fn refund(&self, order_id: &str, amount: Option<i64>) -> anyhow::Result<serde_json::Value> {
+        self.shared.refund(order_id, amount)
+    }
+
+    /// The order as `GET /v1/orders/{id}` returns it; `None` if absent.
+    pub fn order(&self, id: &str) -> Option<serde_json::Value> {
+        self.shared.order(id)
+    }
+
+    /// Every order of every organisation, oldest first.
+    pub fn orders(&self) -> Vec<serde_json::Value> {
+        self.shared.orders()
     }
 
     /// Sets Polar fields of a link directly (no validation); sets `modified_at`.

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use hyper::StatusCode;
 
 use crate::auth::{Principal, require, scopes};
-use crate::filters::{contains_like, metadata_matches, metadata_query};
+use crate::filters::{contains_like, metadata_matches, metadata_query, pg_text};
 use crate::http::{self, Resp};
 use crate::model::{Discount, PriceKind, Product};
 use crate::render;
@@ -134,7 +134,7 @@ pub fn list_products(ctx: &Ctx) -> Result<Resp, Resp> {
                 .is_none_or(|v| v.contains(&p.visibility))
         })
         .filter(|p| text.is_none_or(|t| contains_like(&p.name, t, true)))
-        .filter(|p| metadata_matches(&metadata, |k| p.metadata.get(k)))
+        .filter(|p| metadata_matches(&metadata, |k| p.metadata.get(k).and_then(pg_text)))
         .collect();
     sort_by(&mut items, &sorting, |a, b, prop| match prop {
         "name" => a.name.cmp(&b.name),
