@@ -1,6 +1,7 @@
 //! `polar-emulator`: a faithful, stateful local emulator of Polar's
-//! checkout-links API (plus the product, discount and organisation reads),
-//! with test controls for faults, out-of-band edits and request counters.
+//! checkout-links API (plus the product, discount, organisation and order
+//! reads), with test controls for faults, out-of-band edits, purchases through
+//! links, refunds and request counters.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -13,7 +14,8 @@
 //! Modules: `app` (one request through Polar's layers), `router`, `routes`
 //! (handlers), `validate` (pydantic semantics), `service` (Polar's checks),
 //! `state` (the store), `listing` (the list query), `render` (JSON), `auth`,
-//! `rate_limit`, `faults`,
+//! `rate_limit`, `faults`, `filters` (metadata and LIKE), `orders` (buy,
+//! refund, the order list),
 //! `log`, `controls`, `seed`, `server`.
 #![forbid(unsafe_code)]
 // Validation errors and early HTTP answers are ordinary results here, not
@@ -290,8 +292,8 @@ impl Emulator {
         self.shared.reset_api_versions();
     }
 
-    /// Back to the seed: links, faults, counters, the request log and the API
-    /// versions are as configured again.
+    /// Back to the seed: links, orders, products and discounts, faults,
+    /// counters, the request log and the API versions are as configured again.
     pub fn reset(&self) {
         self.shared.reset();
     }
