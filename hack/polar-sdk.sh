@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks polar-emulator with Polar's official Python SDK (PyPI polar-sdk): every
-# checkout-link operation and the product, discount and organisation reads, once
+# checkout-link operation and the product, discount, organisation and order
+# reads (orders bought with the emulator's buy control), once
 # per API version the SDK has a module for (hack/polar-sdk/check.py). A call
 # passes only when the SDK returns its typed model, or raises its typed error,
 # without a deserialisation error.

@@ -3,9 +3,10 @@
 # content types) in three runs, each sending its Polar-Version:
 #   1. links-2026-04: Polar's 2026-04 document, checkout-links subset;
 #   2. links-2026-10: our reconstructed 2026-10 checkout-links subset;
-#   3. reads-2026-04: Polar's 2026-04 document, product, discount and
-#      organisation reads (the /v1/orders/ paths are left out: the emulator
-#      serves no orders).
+#   3. reads-2026-04: Polar's 2026-04 document, product, discount,
+#      organisation and order reads (before it, a link is created and three
+#      orders are bought through it with the emulator's buy control, one of
+#      them partly refunded, so the order reads answer with real bodies).
 # Polar's 2026-04 documents predate the unit_based and metered_tiers prices that
 # Polar now serves in every version (REFERENCE.md §1; polar-sdk's v2026_04
 # models have them): the runs use copies of them whose ProductPrice also admits
@@ -117,12 +118,15 @@ PY
 # - Bodies with seats or units get the seat-based or the unit-based product
 #   half of the time, so those locks are accepted too, not only refused.
 # - Random ids in the reads' paths name a seeded product, discount or
-#   organisation half of the time, so their 200 bodies are checked.
+#   organisation, or a bought order, half of the time, so their 200 bodies
+#   are checked.
 # - An explicit `null` for allow_discount_codes / require_billing_address on
 #   PATCH is allowed by the spec, but Polar writes it to a NOT NULL column and
 #   answers 500 (REFERENCE.md §3); the emulator does the same, so the hook
 #   leaves those two keys out when they are null.
 cat >"$work/polar_hooks.py" <<'PY'
+import os
+
 import schemathesis
 
 PRODUCTS = [
@@ -141,6 +145,12 @@ SEEDED = {
     "/v1/discounts/{id}": [DISCOUNT, "d1000000-0000-4000-8000-000000000002"],
     "/v1/organizations/{id}": ["11111111-1111-4111-8111-111111111111"],
 }
+# The orders bought before the reads run (make_orders below).
+try:
+    with open(os.path.join(os.path.dirname(__file__), "order_ids")) as f:
+        SEEDED["/v1/orders/{id}"] = f.read().split()
+except FileNotFoundError:
+    pass
 
 
 @schemathesis.hook
@@ -203,6 +213,10 @@ run() {
   local started=$SECONDS run_status=0
   python3 -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST"))' \
     "$base/__emulator/reset"
+  rm -f "$work/order_ids"
+  if [ -n "${prepare:-}" ]; then
+    "$prepare"
+  fi
   echo "schemathesis.sh: run $name: $(basename "$spec"), Polar-Version $version, $examples examples"
   set +e
   PYTHONPATH="$work" SCHEMATHESIS_HOOKS=polar_hooks "$venv/bin/schemathesis" run "$spec" \
@@ -236,10 +250,47 @@ PY
   summaries+=("$name (Polar-Version $version): ${cases:-no test-case count}; $verdict in $((SECONDS - started)) s")
 }
 
+# Three Acme orders through one link (Ebook with Launch 20%, Pro Monthly with
+# utm values, a partly refunded Ebook); their ids go to the hooks (order_ids).
+make_orders() {
+  python3 - "$base" "$token" "$work/order_ids" <<'PY'
+import json, sys, urllib.request
+
+base, token, out = sys.argv[1:4]
+
+
+def call(method, path, body=None, auth=True):
+    headers = {"Content-Type": "application/json", "Polar-Version": "2026-04"}
+    if auth:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
+link = call("POST", "/v1/checkout-links/", {
+    "payment_processor": "stripe",
+    "products": ["a1000000-0000-4000-8000-000000000001", "a1000000-0000-4000-8000-000000000002"],
+    "discount_id": "d1000000-0000-4000-8000-000000000001",
+    "metadata": {"campaign": "spring"},
+})
+buy = f"/__emulator/checkout-links/{link['id']}/buy"
+orders = [
+    call("POST", buy, {}, auth=False),
+    call("POST", buy, {"product_id": "a1000000-0000-4000-8000-000000000002",
+                       "query": {"utm_source": "newsletter", "reference_id": "r1"}}, auth=False),
+    call("POST", buy, {}, auth=False),
+]
+call("POST", f"/__emulator/orders/{orders[2]['id']}/refund", {"amount": 100}, auth=False)
+with open(out, "w") as f:
+    f.write("\n".join(o["id"] for o in orders))
+PY
+}
+
 run links-2026-04 "$work/$(basename "$links_0426")" 2026-04 "$max_examples"
 run links-2026-10 "$links_2610" 2026-10 "$max_examples"
-run reads-2026-04 "$work/$(basename "$reads_0426")" 2026-04 "$reads_max_examples" \
-  --exclude-path-regex '^/v1/orders/'
+prepare=make_orders run reads-2026-04 "$work/$(basename "$reads_0426")" 2026-04 "$reads_max_examples"
 
 echo "schemathesis.sh: summary"
 for line in "${summaries[@]}"; do

@@ -212,4 +212,6 @@ pub mod scopes {
     pub const PRODUCTS_WRITE: &[&str] = &["products:write"];
     pub const DISCOUNTS_READ: &[&str] = &["discounts:read", "discounts:write"];
     pub const ORGANIZATIONS_READ: &[&str] = &["organizations:read", "organizations:write"];
+    /// The spec's security for both order reads names `orders:read` only.
+    pub const ORDERS_READ: &[&str] = &["orders:read"];
 }

@@ -1,6 +1,8 @@
 //! Test controls under `/__emulator/` (no auth, not counted, not logged), and
 //! the same operations for the in-process handle.
 
+use std::collections::HashSet;
+
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
@@ -13,7 +15,9 @@ use crate::app::Shared;
 use crate::faults::FaultRule;
 use crate::http::{self, Resp};
 use crate::json::J;
-use crate::model::Link;
+use crate::model::{self, Link, Product};
+use crate::orders::BuyOptions;
+use crate::seed::SeedProduct;
 use crate::state::Store;
 use crate::sync::Locked;
 use crate::validate::metadata;
@@ -27,6 +31,172 @@ impl Shared {
             bail!("no product {id}");
         }
         Ok(())
+    }
+
+    /// Out-of-band product edit: `name`, `metadata`, `visibility`,
+    /// `is_archived`. Archiving has Polar's side effect on links; un-archiving
+    /// only clears the flag. Returns the product as `GET` writes it.
+    pub fn edit_product(&self, id: &str, patch: &Value) -> anyhow::Result<Value> {
+        let id: Uuid = id.parse().context("product id is not a UUID")?;
+        let Value::Object(fields) = patch else {
+            bail!("the edit must be a JSON object of product fields");
+        };
+        let shape = self.default_shape();
+        let mut store = self.store.locked();
+        let mut product = store
+            .products
+            .get(&id)
+            .filter(|p| !p.is_deleted())
+            .cloned()
+            .ok_or_else(|| anyhow!("no product {id}"))?;
+        let mut archive = false;
+        for (name, value) in fields {
+            let mut set = || -> anyhow::Result<()> {
+                match name.as_str() {
+                    "name" => {
+                        product.name = value.as_str().context("expected a string")?.to_string()
+                    }
+                    "metadata" => product.metadata = product_metadata(value)?,
+                    "visibility" => {
+                        let v = value.as_str().context("expected a string")?;
+                        if !matches!(v, "public" | "private" | "draft") {
+                            bail!("expected public, private or draft");
+                        }
+                        product.visibility = v.to_string();
+                    }
+                    "is_archived" => {
+                        let archived = value.as_bool().context("expected a boolean")?;
+                        archive = archived;
+                        product.is_archived = archived;
+                    }
+                    _ => bail!("not a product field this control can set"),
+                }
+                Ok(())
+            };
+            set().with_context(|| format!("field {name}"))?;
+        }
+        let now = model::now();
+        product.modified_at = Some(now);
+        store.products.insert(id, product);
+        if archive {
+            store.archive_product(id, now);
+        } else {
+            store.rebuild_catalog();
+        }
+        Ok(raw_value(&store.catalog(shape).product_full[&id]))
+    }
+
+    /// A product created out of band (`created_at` now unless given).
+    /// Returns it as `GET /v1/products/{id}` writes it.
+    pub fn add_product(&self, product: SeedProduct) -> anyhow::Result<Value> {
+        let shape = self.default_shape();
+        let mut store = self.store.locked();
+        let orgs: HashSet<Uuid> = store.organizations.iter().map(|o| o.id).collect();
+        crate::seed::validate_product(&product, &orgs)?;
+        if store.products.contains_key(&product.id) || store.discounts.contains_key(&product.id) {
+            bail!("id {} is taken", product.id);
+        }
+        for price in product.prices.iter().filter_map(|p| p.id) {
+            if store
+                .products
+                .values()
+                .any(|p| p.prices.iter().any(|pr| pr.id == price))
+            {
+                bail!("price id {price} is taken");
+            }
+        }
+        let mut product = product;
+        product.created_at = Some(product.created_at.unwrap_or_else(model::now));
+        let product = Product::from_seed(&product, 0);
+        let id = product.id;
+        store.product_order.push(id);
+        store.products.insert(id, product);
+        store.rebuild_catalog();
+        Ok(raw_value(&store.catalog(shape).product_full[&id]))
+    }
+
+    /// Out-of-band discount edit: `name`, `code`, `starts_at`, `ends_at`,
+    /// `max_redemptions`, `redemptions_count`. Returns the full discount.
+    pub fn edit_discount(&self, id: &str, patch: &Value) -> anyhow::Result<Value> {
+        let id: Uuid = id.parse().context("discount id is not a UUID")?;
+        let Value::Object(fields) = patch else {
+            bail!("the edit must be a JSON object of discount fields");
+        };
+        let shape = self.default_shape();
+        let mut store = self.store.locked();
+        let mut discount = store
+            .discounts
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| anyhow!("no discount {id}"))?;
+        for (name, value) in fields {
+            let mut set = || -> anyhow::Result<()> {
+                match name.as_str() {
+                    "name" => {
+                        discount.name = value.as_str().context("expected a string")?.to_string()
+                    }
+                    "code" => discount.code = opt_string(value)?,
+                    "starts_at" => discount.starts_at = opt_time(value)?,
+                    "ends_at" => discount.ends_at = opt_time(value)?,
+                    "max_redemptions" => {
+                        discount.max_redemptions = opt_int(value)?;
+                        if discount.max_redemptions.is_some_and(|m| m < 1) {
+                            bail!("expected at least 1 or null");
+                        }
+                    }
+                    "redemptions_count" => {
+                        discount.redemptions_count = value
+                            .as_i64()
+                            .filter(|n| *n >= 0)
+                            .context("expected a non-negative integer")?
+                    }
+                    _ => bail!("not a discount field this control can set"),
+                }
+                Ok(())
+            };
+            set().with_context(|| format!("field {name}"))?;
+        }
+        discount.modified_at = Some(model::now());
+        store.discounts.insert(id, discount);
+        store.rebuild_catalog();
+        Ok(raw_value(&store.catalog(shape).discount_full[&id]))
+    }
+
+    /// A purchase through the link: a checkout, then its paid order.
+    /// Returns the order as `GET /v1/orders/{id}` writes it.
+    pub fn buy(&self, link_id: &str, opts: &BuyOptions) -> anyhow::Result<Value> {
+        let id: Uuid = link_id.parse().context("link id is not a UUID")?;
+        let mut store = self.store.locked();
+        let order = store.buy(id, opts, model::now())?;
+        Ok(order_value(&store, order))
+    }
+
+    /// Refunds `amount` cents of an order (default: all still refundable).
+    pub fn refund(&self, order_id: &str, amount: Option<i64>) -> anyhow::Result<Value> {
+        let id: Uuid = order_id.parse().context("order id is not a UUID")?;
+        let mut store = self.store.locked();
+        store.refund(id, amount, model::now())?;
+        Ok(order_value(&store, id))
+    }
+
+    /// The order as `GET /v1/orders/{id}` writes it.
+    pub fn order(&self, id: &str) -> Option<Value> {
+        let id: Uuid = id.parse().ok()?;
+        let store = self.store.locked();
+        store
+            .orders
+            .contains_key(&id)
+            .then(|| order_value(&store, id))
+    }
+
+    /// Every order of every organisation, oldest first.
+    pub fn orders(&self) -> Vec<Value> {
+        let store = self.store.locked();
+        store
+            .order_order
+            .iter()
+            .map(|id| order_value(&store, *id))
+            .collect()
     }
 
     pub fn edit_link(&self, id: &str, patch: &Value) -> anyhow::Result<()> {
@@ -157,6 +327,39 @@ fn opt_string(v: &Value) -> anyhow::Result<Option<String>> {
     }
 }
 
+fn opt_time(v: &Value) -> anyhow::Result<Option<DateTime<Utc>>> {
+    match v {
+        Value::Null => Ok(None),
+        _ => Ok(Some(
+            v.as_str()
+                .context("expected an RFC 3339 timestamp or null")?
+                .parse::<DateTime<Utc>>()
+                .context("expected an RFC 3339 timestamp or null")?,
+        )),
+    }
+}
+
+/// Product metadata: an object of string, number or boolean values.
+fn product_metadata(v: &Value) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let Value::Object(m) = v else {
+        bail!("expected an object");
+    };
+    if m.values()
+        .any(|v| !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+    {
+        bail!("expected string, number or boolean values");
+    }
+    Ok(m.clone())
+}
+
+fn order_value(store: &Store, id: Uuid) -> Value {
+    raw_value(&crate::render::order(&store.orders[&id], store))
+}
+
+fn raw_value(raw: &serde_json::value::RawValue) -> Value {
+    serde_json::from_str(raw.get()).expect("rendered JSON")
+}
+
 fn opt_int(v: &Value) -> anyhow::Result<Option<i64>> {
     match v {
         Value::Null => Ok(None),
@@ -233,12 +436,23 @@ fn result(r: anyhow::Result<()>, ok: StatusCode) -> Resp {
     }
 }
 
+/// A control's JSON answer, or its error as `result` writes it.
+fn answer(r: anyhow::Result<Value>, ok: StatusCode) -> Resp {
+    match r {
+        Ok(v) => http::json(ok, &v),
+        Err(e) => result(Err(e), ok),
+    }
+}
+
 async fn json_body(body: Incoming) -> Result<Value, Resp> {
     let bytes = body
         .collect()
         .await
         .map_err(|e| detail(StatusCode::BAD_REQUEST, e))?
         .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
     serde_json::from_slice(&bytes)
         .map_err(|e| detail(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
 }
@@ -249,6 +463,67 @@ pub async fn handle(shared: &Shared, method: &Method, path: &str, body: Incoming
         (&Method::POST, ["products", id, "archive"]) => {
             result(shared.archive_product(id), StatusCode::NO_CONTENT)
         }
+        (&Method::PATCH, ["products", id]) => {
+            let patch = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            answer(shared.edit_product(id, &patch), StatusCode::OK)
+        }
+        (&Method::POST, ["products"]) => {
+            let product = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let added = serde_json::from_value::<SeedProduct>(product)
+                .map_err(|e| anyhow!("expected a seed product: {e}"))
+                .and_then(|p| shared.add_product(p));
+            answer(added, StatusCode::CREATED)
+        }
+        (&Method::PATCH, ["discounts", id]) => {
+            let patch = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            answer(shared.edit_discount(id, &patch), StatusCode::OK)
+        }
+        (&Method::POST, ["checkout-links", id, "buy"]) => {
+            let body = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let opts = if body.is_null() {
+                Ok(BuyOptions::default())
+            } else {
+                serde_json::from_value::<BuyOptions>(body).map_err(|e| {
+                    anyhow!("expected {{\"query\", \"product_id\", \"amount\", \"currency\", \"created_at\"}}: {e}")
+                })
+            };
+            answer(opts.and_then(|o| shared.buy(id, &o)), StatusCode::CREATED)
+        }
+        (&Method::POST, ["orders", id, "refund"]) => {
+            let body = match json_body(body).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let amount = match &body {
+                Value::Null => Ok(None),
+                Value::Object(m) if m.keys().all(|k| k == "amount") => match m.get("amount") {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(a) => a
+                        .as_i64()
+                        .map(Some)
+                        .ok_or_else(|| anyhow!("amount: expected an integer (cents)")),
+                },
+                _ => Err(anyhow!("expected {{\"amount\": <cents>}}")),
+            };
+            answer(amount.and_then(|a| shared.refund(id, a)), StatusCode::OK)
+        }
+        (&Method::GET, ["orders"]) => http::json(StatusCode::OK, &shared.orders()),
+        (&Method::GET, ["orders", id]) => match shared.order(id) {
+            Some(v) => http::json(StatusCode::OK, &v),
+            None => detail(StatusCode::NOT_FOUND, format!("no order {id}")),
+        },
         (&Method::GET, ["checkout-links"]) => http::json(StatusCode::OK, &shared.links(true)),
         (&Method::GET, ["checkout-links", id]) => match shared.stored_link(id) {
             Some(v) => http::json(StatusCode::OK, &v),

@@ -1,6 +1,7 @@
 //! `polar-emulator`: a faithful, stateful local emulator of Polar's
-//! checkout-links API (plus the product, discount and organisation reads),
-//! with test controls for faults, out-of-band edits and request counters.
+//! checkout-links API (plus the product, discount, organisation and order
+//! reads), with test controls for faults, out-of-band edits, purchases through
+//! links, refunds and request counters.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -13,7 +14,8 @@
 //! Modules: `app` (one request through Polar's layers), `router`, `routes`
 //! (handlers), `validate` (pydantic semantics), `service` (Polar's checks),
 //! `state` (the store), `listing` (the list query), `render` (JSON), `auth`,
-//! `rate_limit`, `faults`,
+//! `rate_limit`, `faults`, `filters` (metadata and LIKE), `orders` (buy,
+//! refund, the order list),
 //! `log`, `controls`, `seed`, `server`.
 #![forbid(unsafe_code)]
 // Validation errors and early HTTP answers are ordinary results here, not
@@ -35,11 +37,13 @@ mod auth;
 mod controls;
 pub mod errors;
 mod faults;
+mod filters;
 mod http;
 pub mod json;
 mod listing;
 mod log;
 mod model;
+mod orders;
 mod rate_limit;
 mod render;
 mod router;
@@ -55,6 +59,7 @@ mod versions;
 
 pub use faults::FaultRule;
 pub use log::RequestLogEntry;
+pub use orders::BuyOptions;
 pub use seed::{
     Seed, SeedDiscount, SeedOrganization, SeedPrice, SeedProduct, SeedSeatTier, SeedToken,
 };
@@ -176,6 +181,63 @@ impl Emulator {
         self.shared.archive_product(id)
     }
 
+    /// Edits a product out of band: any of `name`, `metadata`, `visibility`
+    /// (`public`, `private`, `draft`) and `is_archived`. Archiving has
+    /// Polar's side effect (the product leaves every link; links left empty
+    /// are soft-deleted); un-archiving only clears the flag. Sets
+    /// `modified_at`; returns the product as `GET /v1/products/{id}` does.
+    pub fn edit_product(
+        &self,
+        id: &str,
+        patch: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        self.shared.edit_product(id, &patch)
+    }
+
+    /// Adds a product out of band ("created later"): checked as a seed
+    /// product; `created_at` is now unless the product says otherwise.
+    /// Returns it as `GET /v1/products/{id}` does.
+    pub fn add_product(&self, product: SeedProduct) -> anyhow::Result<serde_json::Value> {
+        self.shared.add_product(product)
+    }
+
+    /// Edits a discount out of band: any of `name`, `code`, `starts_at`,
+    /// `ends_at` (RFC 3339 or null), `max_redemptions` (null or at least 1)
+    /// and `redemptions_count`. Links embed the new values. Returns the
+    /// discount as `GET /v1/discounts/{id}` does.
+    pub fn edit_discount(
+        &self,
+        id: &str,
+        patch: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        self.shared.edit_discount(id, &patch)
+    }
+
+    /// A purchase through a link: a checkout, then its paid order, whose
+    /// metadata is the link's plus the share URL's `utm_*` and
+    /// `reference_id` values (the link's own keys win). Returns the order as
+    /// `GET /v1/orders/{id}` writes it.
+    pub fn buy(&self, link_id: &str, options: BuyOptions) -> anyhow::Result<serde_json::Value> {
+        self.shared.buy(link_id, &options)
+    }
+
+    /// Refunds `amount` cents of an order (`None`: all still refundable):
+    /// `refunded_amount` grows, the status becomes `partially_refunded` or
+    /// `refunded`, `modified_at` moves. Returns the order.
+    pub fn refund(&self, order_id: &str, amount: Option<i64>) -> anyhow::Result<serde_json::Value> {
+        self.shared.refund(order_id, amount)
+    }
+
+    /// The order as `GET /v1/orders/{id}` returns it; `None` if absent.
+    pub fn order(&self, id: &str) -> Option<serde_json::Value> {
+        self.shared.order(id)
+    }
+
+    /// Every order of every organisation, oldest first.
+    pub fn orders(&self) -> Vec<serde_json::Value> {
+        self.shared.orders()
+    }
+
     /// Sets Polar fields of a link directly (no validation); sets `modified_at`.
     pub fn edit_link(&self, id: &str, patch: serde_json::Value) -> anyhow::Result<()> {
         self.shared.edit_link(id, &patch)
@@ -230,8 +292,8 @@ impl Emulator {
         self.shared.reset_api_versions();
     }
 
-    /// Back to the seed: links, faults, counters, the request log and the API
-    /// versions are as configured again.
+    /// Back to the seed: links, orders, products and discounts, faults,
+    /// counters, the request log and the API versions are as configured again.
     pub fn reset(&self) {
         self.shared.reset();
     }

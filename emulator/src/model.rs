@@ -20,6 +20,13 @@ pub fn timestamp(t: &DateTime<Utc>) -> String {
     }
 }
 
+/// Now, to the microsecond (what Postgres keeps of a timestamp), so that a
+/// written timestamp compares as the stored one does.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 /// Seeded records without a `created_at` get one from this base, one minute apart.
 fn seed_time(explicit: Option<DateTime<Utc>>, index: usize) -> DateTime<Utc> {
     explicit.unwrap_or_else(|| {
@@ -146,12 +153,17 @@ impl Product {
     }
 
     /// Polar's `is_deletable`: false while an order, subscription, trial or
-    /// discount references the product. The emulator has no orders or
-    /// subscriptions, so a discount restricted to the product is what counts
-    /// (unless the seed says otherwise).
-    pub fn is_deletable<'a>(&self, mut discounts: impl Iterator<Item = &'a Discount>) -> bool {
-        self.deletable_override
-            .unwrap_or_else(|| !discounts.any(|d| d.products.contains(&self.id)))
+    /// discount references the product. Here: an order (`ordered` holds the
+    /// products that have one; its subscription comes with it) or a discount
+    /// restricted to the product, unless the seed says otherwise.
+    pub fn is_deletable<'a>(
+        &self,
+        mut discounts: impl Iterator<Item = &'a Discount>,
+        ordered: &std::collections::HashSet<Uuid>,
+    ) -> bool {
+        self.deletable_override.unwrap_or_else(|| {
+            !ordered.contains(&self.id) && !discounts.any(|d| d.products.contains(&self.id))
+        })
     }
 
     pub fn from_seed(s: &SeedProduct, index: usize) -> Self {
@@ -255,6 +267,13 @@ pub struct Discount {
     /// Empty: applies to every product of the organisation.
     pub products: Vec<Uuid>,
     pub created_at: DateTime<Utc>,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub max_redemptions: Option<i64>,
+    /// Seeded, set by the discount control, and counted up by every order a
+    /// link's preset discount went into.
+    pub redemptions_count: i64,
 }
 
 impl Discount {
@@ -278,6 +297,39 @@ impl Discount {
             duration_in_months: s.duration_in_months,
             products: s.products.clone(),
             created_at: seed_time(s.created_at, index),
+            modified_at: None,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            max_redemptions: s.max_redemptions,
+            redemptions_count: s.redemptions_count,
+        }
+    }
+
+    /// Polar's redeemability (`discount/service.py`): started, not ended,
+    /// and not used up.
+    pub fn is_redeemable(&self, now: DateTime<Utc>) -> bool {
+        self.starts_at.is_none_or(|t| t <= now)
+            && self.ends_at.is_none_or(|t| t >= now)
+            && self
+                .max_redemptions
+                .is_none_or(|max| self.redemptions_count < max)
+    }
+
+    /// What the discount takes off `amount` cents in `currency`; `None` when
+    /// it has no amount in that currency. A percentage rounds half away from
+    /// zero (`polar_round`), a fixed amount never exceeds `amount`.
+    pub fn amount_off(&self, amount: i64, currency: &str) -> Option<i64> {
+        match &self.amount {
+            DiscountAmount::Percentage { basis_points } => {
+                let exact = amount as f64 * (*basis_points as f64 / 10_000.0);
+                let rounded = if exact - exact.trunc() >= 0.5 {
+                    exact.ceil()
+                } else {
+                    exact.floor()
+                };
+                Some(rounded as i64)
+            }
+            DiscountAmount::Fixed { amounts } => amounts.get(currency).map(|a| (*a).min(amount)),
         }
     }
 
@@ -309,4 +361,71 @@ pub struct Link {
     pub units: Option<i64>,
     /// In link order.
     pub products: Vec<Uuid>,
+}
+
+/// A customer, created by the first order of an email in an organisation.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Invoices numbered so far (`<ORG>-<CUSTOMER>-0001`, ...).
+    pub invoices: u32,
+}
+
+/// The subscription a recurring product's order started.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub id: Uuid,
+    pub amount: i64,
+    pub recurring_interval: String,
+    pub current_period_start: DateTime<Utc>,
+    pub current_period_end: DateTime<Utc>,
+}
+
+/// A paid order, as a checkout through a link leaves it.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub organization_id: Uuid,
+    /// `paid`, `partially_refunded` or `refunded`.
+    pub status: &'static str,
+    pub subtotal_amount: i64,
+    pub discount_amount: i64,
+    pub refunded_amount: i64,
+    pub currency: String,
+    /// `purchase` or `subscription_create`.
+    pub billing_reason: &'static str,
+    pub invoice_number: String,
+    pub seats: Option<i64>,
+    pub units: Option<i64>,
+    pub customer_id: Uuid,
+    pub product_id: Uuid,
+    pub product_price_id: Uuid,
+    pub discount_id: Option<Uuid>,
+    pub checkout_id: Uuid,
+    pub metadata: Metadata,
+    pub item_id: Uuid,
+    pub subscription: Option<Subscription>,
+}
+
+impl Order {
+    /// `subtotal - discount` (Polar's hybrid property); no tax is modelled.
+    pub fn net_amount(&self) -> i64 {
+        self.subtotal_amount - self.discount_amount
+    }
+
+    /// What can still be refunded: `net + applied balance (0) - refunded`.
+    pub fn refundable_amount(&self) -> i64 {
+        self.net_amount() - self.refunded_amount
+    }
+
+    /// `paid`, `refunded` and `partially_refunded` count as paid.
+    pub fn paid(&self) -> bool {
+        matches!(self.status, "paid" | "refunded" | "partially_refunded")
+    }
 }

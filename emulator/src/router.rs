@@ -18,6 +18,8 @@ pub enum RouteKind {
     DiscountGet,
     OrganizationsList,
     OrganizationGet,
+    OrdersList,
+    OrderGet,
     CheckoutPage,
 }
 
@@ -72,6 +74,14 @@ const ROUTES: &[RouteDef] = &[
     RouteDef {
         template: "/v1/organizations/{id}",
         methods: &[(Method::GET, RouteKind::OrganizationGet)],
+    },
+    RouteDef {
+        template: "/v1/orders/",
+        methods: &[(Method::GET, RouteKind::OrdersList)],
+    },
+    RouteDef {
+        template: "/v1/orders/{id}",
+        methods: &[(Method::GET, RouteKind::OrderGet)],
     },
     RouteDef {
         template: "/checkout/{client_secret}",

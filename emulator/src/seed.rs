@@ -179,6 +179,18 @@ pub struct SeedDiscount {
     pub products: Vec<Uuid>,
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
+    /// Redeemable from this instant on (none: already).
+    #[serde(default)]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Redeemable until this instant (none: forever).
+    #[serde(default)]
+    pub ends_at: Option<DateTime<Utc>>,
+    /// How many times it can be redeemed (none: unlimited).
+    #[serde(default)]
+    pub max_redemptions: Option<i64>,
+    /// Redemptions so far.
+    #[serde(default)]
+    pub redemptions_count: i64,
 }
 
 const DEMO_SEED: &str = include_str!("../../examples/emulator-seed.yaml");
@@ -218,34 +230,11 @@ impl Seed {
         }
         for p in &self.products {
             unique(p.id, "product")?;
-            ensure!(
-                orgs.contains(&p.organization),
-                "product {} names unknown organization {}",
-                p.id,
-                p.organization
-            );
-            ensure!(
-                matches!(p.visibility.as_str(), "public" | "private" | "draft"),
-                "product {}: visibility must be public, private or draft",
-                p.id
-            );
-            if let Some(i) = &p.recurring_interval {
-                ensure!(
-                    matches!(i.as_str(), "day" | "week" | "month" | "year"),
-                    "product {}: recurring_interval must be day, week, month or year",
-                    p.id
-                );
-            }
-            ensure!(
-                !p.prices.is_empty(),
-                "product {} needs at least one price",
-                p.id
-            );
+            validate_product(p, &orgs)?;
             for price in &p.prices {
                 if let Some(id) = price.id {
                     unique(id, "price")?;
                 }
-                validate_price(p.id, price)?;
             }
         }
         let products: BTreeMap<Uuid, Uuid> = self
@@ -281,6 +270,11 @@ impl Seed {
                     d.id
                 ),
             }
+            ensure!(
+                d.max_redemptions.is_none_or(|m| m >= 1) && d.redemptions_count >= 0,
+                "discount {}: max_redemptions must be at least 1 and redemptions_count not negative",
+                d.id
+            );
             for p in &d.products {
                 ensure!(
                     products.get(p) == Some(&d.organization),
@@ -311,6 +305,55 @@ impl Seed {
         }
         Ok(())
     }
+}
+
+/// One product's own rules (ids are checked for uniqueness by the caller).
+pub fn validate_product(p: &SeedProduct, orgs: &HashSet<Uuid>) -> anyhow::Result<()> {
+    ensure!(
+        p.id.get_version_num() == 4,
+        "product id {} is not a UUID version 4",
+        p.id
+    );
+    ensure!(
+        orgs.contains(&p.organization),
+        "product {} names unknown organization {}",
+        p.id,
+        p.organization
+    );
+    ensure!(
+        matches!(p.visibility.as_str(), "public" | "private" | "draft"),
+        "product {}: visibility must be public, private or draft",
+        p.id
+    );
+    if let Some(i) = &p.recurring_interval {
+        ensure!(
+            matches!(i.as_str(), "day" | "week" | "month" | "year"),
+            "product {}: recurring_interval must be day, week, month or year",
+            p.id
+        );
+    }
+    ensure!(
+        !p.prices.is_empty(),
+        "product {} needs at least one price",
+        p.id
+    );
+    for (key, value) in &p.metadata {
+        ensure!(
+            matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)),
+            "product {}: metadata {key:?} must be a string, a number or a boolean",
+            p.id
+        );
+    }
+    for price in &p.prices {
+        if let Some(id) = price.id {
+            ensure!(
+                id.get_version_num() == 4,
+                "price id {id} is not a UUID version 4"
+            );
+        }
+        validate_price(p.id, price)?;
+    }
+    Ok(())
 }
 
 fn validate_price(product: Uuid, p: &SeedPrice) -> anyhow::Result<()> {

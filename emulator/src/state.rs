@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::errors::{ErrorItem, Layer};
 use crate::http::{self, Resp};
-use crate::model::{Discount, Link, Organization, Product};
+use crate::model::{Customer, Discount, Link, Order, Organization, Product};
 use crate::render::{self, Catalog, Raw};
 use crate::seed::Seed;
 use crate::service;
@@ -59,6 +59,11 @@ pub struct Store {
     pub checkouts: HashMap<String, Uuid>,
     /// The catalogue pre-rendered in each version shape (see [`Store::catalog`]).
     pub catalogs: [Catalog; 2],
+    /// Orders bought through links (soft state, like links).
+    pub orders: HashMap<Uuid, Order>,
+    /// Order ids by `created_at` (ties in creation order).
+    pub order_order: Vec<Uuid>,
+    pub customers: HashMap<Uuid, Customer>,
     pub url_template: String,
 }
 
@@ -93,6 +98,9 @@ impl Store {
             secrets: HashMap::new(),
             checkouts: HashMap::new(),
             catalogs: Default::default(),
+            orders: HashMap::new(),
+            order_order: Vec::new(),
+            customers: HashMap::new(),
             url_template,
         };
         store.rebuild_catalog();
@@ -110,8 +118,15 @@ impl Store {
             .iter()
             .filter_map(|id| self.discounts.get(id))
             .collect();
-        let catalogs = Shape::ALL.map(|shape| Catalog::build(&products, &discounts, shape));
+        let ordered = self.ordered_products();
+        let catalogs =
+            Shape::ALL.map(|shape| Catalog::build(&products, &discounts, &ordered, shape));
         self.catalogs = catalogs;
+    }
+
+    /// Products some order is for (they are not deletable).
+    pub fn ordered_products(&self) -> std::collections::HashSet<Uuid> {
+        self.orders.values().map(|o| o.product_id).collect()
     }
 
     /// The pre-rendered catalogue for a version's shape.
@@ -349,7 +364,7 @@ impl Store {
         let product = self
             .visible_product(who, id)
             .ok_or_else(http::resource_not_found)?;
-        if !product.is_deletable(self.discounts.values()) {
+        if !product.is_deletable(self.discounts.values(), &self.ordered_products()) {
             return Err(http::product_not_deletable());
         }
         if let Some(p) = self.products.get_mut(&id) {

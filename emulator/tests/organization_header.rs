@@ -92,11 +92,16 @@ async fn a_personal_token_with_the_header_sees_only_that_organization() {
         .await;
     assert_eq!(r.status, 404, "writes are scoped too");
 
-    let r = get_as(&api, "/v1/products/?limit=100", USER_TOKEN, GLOBEX).await;
-    assert_eq!(r.body["pagination"]["total_count"], 1);
-    assert_eq!(r.body["items"][0]["id"], GLOBEX_WIDGET);
+    let r = get_as(
+        &api,
+        "/v1/products/?limit=100&sorting=created_at",
+        USER_TOKEN,
+        GLOBEX,
+    )
+    .await;
+    assert_eq!(item_ids(&r), [GLOBEX_WIDGET, GLOBEX_EBOOK, GLOBEX_MONTHLY]);
     let r = get_as(&api, "/v1/discounts/", USER_TOKEN, GLOBEX).await;
-    assert_eq!(organizations_of(&r), [GLOBEX]);
+    assert_eq!(organizations_of(&r), [GLOBEX, GLOBEX]);
     let r = get_as(&api, "/v1/organizations/", USER_TOKEN, ACME).await;
     assert_eq!(r.body["items"][0]["id"], ACME);
     assert_eq!(r.body["pagination"]["total_count"], 1);

@@ -6,8 +6,8 @@ fn the_demo_seed_has_two_organizations_tokens_products_and_discounts() {
     let seed = Seed::demo();
     assert_eq!(seed.organizations.len(), 2);
     assert_eq!(seed.tokens.len(), 6);
-    assert_eq!(seed.products.len(), 9);
-    assert_eq!(seed.discounts.len(), 3);
+    assert_eq!(seed.products.len(), 11);
+    assert_eq!(seed.discounts.len(), 4);
     for t in &seed.tokens {
         let prefix = &t.token[..10];
         assert!(

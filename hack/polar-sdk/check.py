@@ -2,8 +2,9 @@
 
     python check.py BASE_URL [VERSION ...]
 
-Drives every checkout-link operation of the SDK, plus the product, discount and
-organisation reads, against an emulator serving the demo seed
+Drives every checkout-link operation of the SDK, plus the product, discount,
+organisation and order reads (orders bought through a link with the emulator's
+buy control), against an emulator serving the demo seed
 (examples/emulator-seed.yaml), once per API version (default: 2026-10, 2027-01
 and 2026-04; each is its own module of the SDK, `polar.v2026_10` and so on).
 
@@ -52,6 +53,9 @@ EBOOK_PRICE = "b1000000-0000-4000-8000-000000000001"
 LAUNCH20 = "d1000000-0000-4000-8000-000000000001"
 TEAM5 = "d1000000-0000-4000-8000-000000000002"
 GLOBEX10 = "d2000000-0000-4000-8000-000000000001"
+GLOBEX_EBOOK = "a2000000-0000-4000-8000-000000000002"
+GLOBEX_MONTHLY = "a2000000-0000-4000-8000-000000000003"
+GLOBEX_LAUNCH20 = "d2000000-0000-4000-8000-000000000002"
 ACME_PRODUCTS = 8
 
 VERSIONS = ["2026-10", "2027-01", "2026-04"]
@@ -531,6 +535,25 @@ def run_pass(base: str, version: str, r: Runner) -> None:
     r.call("products.get(archived)", lambda: acme.products.get(ARCHIVED), returns=out.Product, then=lambda p: eq(p.is_archived, True, "is_archived"))
     r.call("products.get(another organisation's) -> 404", lambda: acme.products.get(GLOBEX_WIDGET), raises=err.ResourceNotFound, status=404, then=not_found)
 
+    r.call(
+        "products.list(metadata: one key, two values)",
+        lambda: acme.products.list(metadata={"sku": ["ebook", "team"]}),
+        returns=out.ListResourceProduct,
+        then=lambda p: (eq(item_ids(p), [TEAM, EBOOK], "products"), eq(p.items[1].metadata, {"sku": "ebook"}, "metadata")),
+    )
+    r.call(
+        "products.list(metadata: two keys, an integer value)",
+        lambda: acme.products.list(metadata={"plan": "pro", "months": 12}),
+        returns=out.ListResourceProduct,
+        then=lambda p: (eq(item_ids(p), [YEARLY], "products"), eq(p.items[0].metadata["months"], 12, "an int")),
+    )
+    r.call(
+        "products.list(metadata, Globex token): Globex's own Ebook and Pro Monthly",
+        lambda: client(GLOBEX_TOKEN).products.list(metadata={"sku": ["ebook", "pro-monthly"]}),
+        returns=out.ListResourceProduct,
+        then=lambda p: (eq(item_ids(p), [GLOBEX_MONTHLY, GLOBEX_EBOOK], "products"), eq([i.name for i in p.items], ["Pro Monthly", "Ebook"], "names")),
+    )
+
     # -- discounts
     r.call(
         "discounts.list",
@@ -542,6 +565,16 @@ def run_pass(base: str, version: str, r: Runner) -> None:
         ),
     )
     r.call("discounts.list(query)", lambda: acme.discounts.list(query="launch"), returns=out.ListResourceDiscount, then=lambda p: eq(item_ids(p), [LAUNCH20], "discounts"))
+    r.call(
+        "discounts.list(query=code, personal token): one LAUNCH20 per organisation",
+        lambda: client(USER_TOKEN).discounts.list(query="LAUNCH20", sorting=["created_at"]),
+        returns=out.ListResourceDiscount,
+        then=lambda p: (
+            eq(item_ids(p), [LAUNCH20, GLOBEX_LAUNCH20], "discounts"),
+            eq({i.code for i in p.items}, {"LAUNCH20"}, "codes"),
+            eq({(i.max_redemptions, i.redemptions_count, i.starts_at, i.ends_at) for i in p.items}, {(None, 0, None, None)}, "limits"),
+        ),
+    )
     r.call(
         "discounts.get(fixed, restricted)",
         lambda: acme.discounts.get(TEAM5),
@@ -558,6 +591,81 @@ def run_pass(base: str, version: str, r: Runner) -> None:
     # -- organisations
     r.call("organizations.list", lambda: acme.organizations.list(), returns=out.ListResourceOrganization, then=lambda p: eq(item_ids(p), [ACME], "organisations"))
     r.call("organizations.get", lambda: acme.organizations.get(ACME), returns=out.Organization, then=lambda o: eq(o.slug, "acme", "slug"))
+
+    # -- orders (bought through a link with the emulator's control)
+    shop = r.need(
+        r.call(
+            "checkout_links.create(for orders)",
+            lambda: links.create(payment_processor="stripe", products=[EBOOK, MONTHLY], discount_id=LAUNCH20, metadata={"campaign": "sdk", "wave": 2}),
+            returns=out.CheckoutLink,
+        ),
+        "the orders link",
+    )
+    created += 1
+    buy = f"checkout-links/{shop.id}/buy"
+    first = control(base, "POST", buy, {"query": {"utm_source": "newsletter", "campaign": "ignored"}})
+    second = control(base, "POST", buy, {"product_id": MONTHLY, "query": {"utm_source": "ads", "reference_id": "r1"}})
+    third = control(base, "POST", buy, {})
+    control(base, "POST", f"orders/{third['id']}/refund", {"amount": 100})  # type: ignore[index]
+    bought = [first["id"], second["id"], third["id"]]  # type: ignore[index]
+    orders = acme.orders
+    r.call(
+        "orders.list(metadata)",
+        lambda: orders.list(metadata={"campaign": "sdk"}, sorting=["created_at"]),
+        returns=out.ListResourceOrder,
+        then=lambda p: (
+            eq(item_ids(p), bought, "orders"),
+            ok(all(is_a(i, out.Order) for i in p.items), "items are Order"),
+            eq(p.items[0].metadata, {"campaign": "sdk", "wave": 2, "utm_source": "newsletter"}, "the link's metadata wins"),
+            eq((p.items[0].discount_id, p.items[0].discount_amount, p.items[0].net_amount), (LAUNCH20, 380, 1520), "the link's discount"),
+            eq([i.status for i in p.items], ["paid", "paid", "partially_refunded"], "statuses"),
+            eq(p.items[2].refunded_amount, 100, "refunded_amount"),
+        ),
+    )
+    r.call(
+        "orders.list(metadata: one key, two values; an integer)",
+        lambda: orders.list(metadata={"utm_source": ["newsletter", "ads"], "wave": 2}, sorting=["-created_at"]),
+        returns=out.ListResourceOrder,
+        then=lambda p: eq(item_ids(p), [bought[1], bought[0]], "orders"),
+    )
+    r.call(
+        "orders.iter_list(limit=1, metadata): the SDK's pager",
+        lambda: list(orders.iter_list(limit=1, metadata={"campaign": "sdk"})),
+        returns=list,
+        then=lambda items: (
+            eq([i.id for i in items], list(reversed(bought)), "items over all pages, newest first"),
+            ok(all(is_a(i, out.Order) for i in items), "items are Order"),
+        ),
+    )
+    r.call(
+        "orders.list(product_id, product_billing_type, status)",
+        lambda: orders.list(product_id=MONTHLY, product_billing_type="recurring", status=["paid"]),
+        returns=out.ListResourceOrder,
+        then=lambda p: (eq(item_ids(p), [bought[1]], "orders"), eq(p.items[0].billing_reason, "subscription_create", "billing_reason")),
+    )
+    r.call(
+        "orders.list(checkout_id, created_after)",
+        lambda: orders.list(checkout_id=first["checkout_id"], created_after="2020-01-01T00:00:00Z"),  # type: ignore[index]
+        returns=out.ListResourceOrder,
+        then=lambda p: eq(item_ids(p), [bought[0]], "orders"),
+    )
+    r.call(
+        "orders.get(subscription order)",
+        lambda: orders.get(bought[1]),
+        returns=out.Order,
+        then=lambda o: (
+            eq(o.product_id, MONTHLY, "product_id"),
+            ok(is_a(o.product, out.OrderProduct), f"product is {type(o.product).__name__}"),
+            ok(is_a(o.customer, out.OrderCustomer), "customer"),
+            ok(is_a(o.subscription, out.OrderSubscription), "subscription"),
+            eq(o.subscription.id, o.subscription_id, "subscription_id"),
+            eq(o.metadata, {"campaign": "sdk", "wave": 2, "reference_id": "r1", "utm_source": "ads"}, "metadata"),
+            eq((o.checkout_id, o.items[0].product_price_id), (second["checkout_id"], "b1000000-0000-4000-8000-000000000002"), "checkout and price"),  # type: ignore[index]
+        ),
+    )
+    r.call("orders.get(unknown) -> 404", lambda: orders.get(NOBODY), raises=err.ResourceNotFound, status=404, then=not_found)
+    r.call("orders.list(without orders:read) -> 403", lambda: client(GLOBEX_TOKEN).orders.list(), raises=PolarClientError, status=403, then=oauth_error("insufficient_scope"))
+    r.call("orders.list(created_after not a datetime) -> 422", lambda: orders.list(created_after="soon"), raises=err.HTTPValidationError, status=422, then=invalid("datetime_from_date_parsing"))
 
     # -- Polar-Organization (the SDK's organization_id)
     globex_link = r.need(

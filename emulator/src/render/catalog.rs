@@ -1,6 +1,6 @@
 //! Prices, products and discounts, pre-rendered once per catalogue change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -327,16 +327,16 @@ pub fn discount(d: &Discount, products: Option<Vec<&RawValue>>) -> Raw {
         currency,
         amounts,
         created_at: timestamp(&d.created_at),
-        modified_at: None,
+        modified_at: d.modified_at.as_ref().map(timestamp),
         id: d.id,
         metadata: Map::new(),
         name: &d.name,
         code: d.code.as_deref(),
-        starts_at: None,
-        ends_at: None,
-        max_redemptions: None,
+        starts_at: d.starts_at.as_ref().map(timestamp),
+        ends_at: d.ends_at.as_ref().map(timestamp),
+        max_redemptions: d.max_redemptions,
         max_redemptions_per_customer: None,
-        redemptions_count: 0,
+        redemptions_count: d.redemptions_count,
         organization_id: d.organization_id,
         products,
     })
@@ -354,7 +354,12 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn build(products: &[&Product], discounts: &[&Discount], shape: Shape) -> Catalog {
+    pub fn build(
+        products: &[&Product],
+        discounts: &[&Discount],
+        ordered: &HashSet<Uuid>,
+        shape: Shape,
+    ) -> Catalog {
         let mut c = Catalog::default();
         let mut discount_products: HashMap<Uuid, Raw> = HashMap::new();
         for p in products.iter().filter(|p| !p.is_deleted()) {
@@ -362,7 +367,7 @@ impl Catalog {
             if let (Some(first), Some(raw)) = (p.prices.first(), prices.first()) {
                 c.first_price.insert(p.id, (first.id, raw.clone()));
             }
-            let deletable = p.is_deletable(discounts.iter().copied());
+            let deletable = p.is_deletable(discounts.iter().copied(), ordered);
             c.product_link
                 .insert(p.id, product(p, &prices, ProductForm::Link, deletable));
             c.product_full

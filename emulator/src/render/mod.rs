@@ -6,10 +6,12 @@ use serde_json::value::RawValue;
 
 mod catalog;
 mod link;
+mod order;
 mod organization;
 
 pub use catalog::Catalog;
 pub use link::link;
+pub use order::order;
 pub use organization::organization;
 
 pub type Raw = Box<RawValue>;

@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use hyper::StatusCode;
 
 use crate::auth::{Principal, require, scopes};
+use crate::filters::{contains_like, metadata_matches, metadata_query, pg_text};
 use crate::http::{self, Resp};
 use crate::model::{Discount, PriceKind, Product};
 use crate::render;
@@ -66,14 +67,36 @@ fn sort_by<T>(
 const PRODUCT_SORT: &[&str] = &["created_at", "name", "price_amount_type", "price_amount"];
 const VISIBILITY: &[&str] = &["draft", "private", "public"];
 
-fn first_amount(p: &Product) -> (String, i64) {
+/// Postgres' order: NULLs after everything ascending (and so first
+/// descending, once reversed).
+pub(crate) fn nulls_last<T: Ord>(a: Option<T>, b: Option<T>) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+    }
+}
+
+/// Polar's `price_amount_type` sort key of the first price: free 1, custom
+/// 2, fixed 3, any other type NULL. A seeded `free` price is served as a
+/// fixed price of 0, and sorts as one.
+fn price_type_rank(p: &Product) -> Option<i64> {
     match p.prices.first().map(|pr| &pr.kind) {
-        Some(PriceKind::Fixed { amount }) => ("fixed".into(), *amount),
-        Some(PriceKind::Custom { minimum, .. }) => ("custom".into(), *minimum),
-        Some(PriceKind::SeatBased { .. }) => ("seat_based".into(), 0),
-        Some(PriceKind::MeteredUnit { .. }) => ("metered_unit".into(), 0),
-        Some(PriceKind::Unit { .. }) => ("unit_based".into(), 0),
-        Some(PriceKind::Free) | None => ("fixed".into(), 0),
+        Some(PriceKind::Custom { .. }) => Some(2),
+        Some(PriceKind::Fixed { .. }) | Some(PriceKind::Free) => Some(3),
+        _ => None,
+    }
+}
+
+/// Polar's `price_amount` sort key of the first price: custom its minimum,
+/// fixed its amount, any other type NULL.
+fn price_amount(p: &Product) -> Option<i64> {
+    match p.prices.first().map(|pr| &pr.kind) {
+        Some(PriceKind::Custom { minimum, .. }) => Some(*minimum),
+        Some(PriceKind::Fixed { amount }) => Some(*amount),
+        Some(PriceKind::Free) => Some(0),
+        _ => None,
     }
 }
 
@@ -93,7 +116,9 @@ pub fn list_products(ctx: &Ctx) -> Result<Resp, Resp> {
         },
     )?;
     let (ids, orgs, archived, recurring, visibility) = filters;
-    let text = ctx.query.last("query").map(str::to_lowercase);
+    // `Product.name.ilike(f"%{query}%")`.
+    let text = ctx.query.last("query");
+    let metadata = metadata_query(&ctx.query);
     let store = ctx.shared.store.locked();
     let mut items: Vec<&Product> = store
         .product_order
@@ -108,15 +133,13 @@ pub fn list_products(ctx: &Ctx) -> Result<Resp, Resp> {
                 .as_ref()
                 .is_none_or(|v| v.contains(&p.visibility))
         })
-        .filter(|p| {
-            text.as_ref()
-                .is_none_or(|t| p.name.to_lowercase().contains(t.as_str()))
-        })
+        .filter(|p| text.is_none_or(|t| contains_like(&p.name, t, true)))
+        .filter(|p| metadata_matches(&metadata, |k| p.metadata.get(k).and_then(pg_text)))
         .collect();
     sort_by(&mut items, &sorting, |a, b, prop| match prop {
         "name" => a.name.cmp(&b.name),
-        "price_amount_type" => first_amount(a).0.cmp(&first_amount(b).0),
-        "price_amount" => first_amount(a).1.cmp(&first_amount(b).1),
+        "price_amount_type" => nulls_last(price_type_rank(a), price_type_rank(b)),
+        "price_amount" => nulls_last(price_amount(a), price_amount(b)),
         _ => a.created_at.cmp(&b.created_at),
     });
     let (items, total) = page_of(items, page);
@@ -175,12 +198,10 @@ pub fn list_discounts(ctx: &Ctx) -> Result<Resp, Resp> {
     )?;
     let text = ctx.query.last("query");
     let store = ctx.shared.store.locked();
-    // name LIKE %q% (case-sensitive) OR code ILIKE %q%.
+    // name LIKE '%q%' (case-sensitive) OR code ILIKE '%q%' (REFERENCE.md §8).
     let matches = |d: &Discount, q: &str| {
-        d.name.contains(q)
-            || d.code
-                .as_ref()
-                .is_some_and(|c| c.to_lowercase().contains(&q.to_lowercase()))
+        contains_like(&d.name, q, false)
+            || d.code.as_ref().is_some_and(|c| contains_like(c, q, true))
     };
     let mut items: Vec<&Discount> = store
         .discount_order
@@ -192,8 +213,9 @@ pub fn list_discounts(ctx: &Ctx) -> Result<Resp, Resp> {
         .collect();
     sort_by(&mut items, &sorting, |a, b, prop| match prop {
         "name" => a.name.cmp(&b.name),
-        "code" => a.code.cmp(&b.code),
-        "redemptions_count" | "ends_at" => Ordering::Equal,
+        "code" => nulls_last(a.code.as_ref(), b.code.as_ref()),
+        "redemptions_count" => a.redemptions_count.cmp(&b.redemptions_count),
+        "ends_at" => nulls_last(a.ends_at, b.ends_at),
         _ => a.created_at.cmp(&b.created_at),
     });
     let (items, total) = page_of(items, page);

@@ -18,6 +18,7 @@ use crate::versions::Shape;
 
 pub mod catalog;
 pub mod links;
+pub mod orders;
 pub mod redirect;
 
 /// Everything a handler may read about the request.
@@ -53,6 +54,8 @@ pub fn dispatch(kind: RouteKind, ctx: &Ctx) -> Resp {
         RouteKind::DiscountGet => catalog::get_discount(ctx),
         RouteKind::OrganizationsList => catalog::list_organizations(ctx),
         RouteKind::OrganizationGet => catalog::get_organization(ctx),
+        RouteKind::OrdersList => orders::list_orders(ctx),
+        RouteKind::OrderGet => orders::get_order(ctx),
     };
     answer.unwrap_or_else(|early| early)
 }

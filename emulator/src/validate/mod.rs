@@ -2,6 +2,7 @@
 //! metadata, the create union, the update model and list query parameters.
 
 pub mod create;
+pub mod datetime;
 pub mod fields;
 pub mod metadata;
 pub mod query;

@@ -176,6 +176,36 @@ pub fn opt_bool(q: &Query, name: &str, errors: &mut Vec<ErrorItem>) -> Option<bo
     }
 }
 
+/// A `datetime | None` parameter (the last value), as pydantic parses it.
+pub fn opt_datetime(
+    q: &Query,
+    name: &str,
+    errors: &mut Vec<ErrorItem>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let raw = q.last(name)?;
+    match super::datetime::parse(raw) {
+        Ok(t) => Some(t),
+        Err(why) => {
+            errors.push(at_query(
+                ErrorItem::new(
+                    "datetime_from_date_parsing",
+                    format!("Input should be a valid datetime or date, {why}"),
+                    Value::String(raw.to_string()),
+                )
+                .with_ctx(json!({ "error": why })),
+                name,
+            ));
+            None
+        }
+    }
+}
+
+/// A repeatable string filter (such as orders' `external_customer_id`).
+pub fn str_list(q: &Query, name: &str) -> Option<Vec<String>> {
+    let values = q.all(name);
+    (!values.is_empty()).then(|| values.into_iter().map(str::to_string).collect())
+}
+
 /// A repeatable enum filter (such as products' `visibility`).
 pub fn enum_list(
     q: &Query,

@@ -18,6 +18,8 @@ pub const ACME_TOKEN: &str = "polar_oat_AcmeDemoWriteToken00000000000000000013Di
 pub const ACME_READ_TOKEN: &str = "polar_oat_AcmeDemoReadOnlyToken000000000000000238RYdr";
 pub const GLOBEX_TOKEN: &str = "polar_oat_GlobexDemoWriteToken000000000000000033fE7W1";
 pub const USER_TOKEN: &str = "polar_pat_DemoUserPersonalToken00000000000000040CRsYF";
+pub const ACME_SHOP_TWO_TOKEN: &str = "polar_oat_AcmeDemoShopTwoToken000000000000000000X8Bo2";
+pub const ACME_NO_ORG_TOKEN: &str = "polar_oat_AcmeDemoNoOrgScopeToken000000000000002EowaP";
 
 pub const EBOOK: &str = "a1000000-0000-4000-8000-000000000001";
 pub const MONTHLY: &str = "a1000000-0000-4000-8000-000000000002";
@@ -28,6 +30,8 @@ pub const DRAFT: &str = "a1000000-0000-4000-8000-000000000006";
 pub const CONSULTING: &str = "a1000000-0000-4000-8000-000000000007";
 pub const GLOBEX_WIDGET: &str = "a2000000-0000-4000-8000-000000000001";
 pub const CREDITS: &str = "a1000000-0000-4000-8000-000000000008";
+pub const GLOBEX_EBOOK: &str = "a2000000-0000-4000-8000-000000000002";
+pub const GLOBEX_MONTHLY: &str = "a2000000-0000-4000-8000-000000000003";
 
 pub const EBOOK_PRICE: &str = "b1000000-0000-4000-8000-000000000001";
 pub const ARCHIVED_PRICE: &str = "b1000000-0000-4000-8000-000000000005";
@@ -35,6 +39,7 @@ pub const ARCHIVED_PRICE: &str = "b1000000-0000-4000-8000-000000000005";
 pub const LAUNCH20: &str = "d1000000-0000-4000-8000-000000000001";
 pub const TEAM5: &str = "d1000000-0000-4000-8000-000000000002";
 pub const GLOBEX10: &str = "d2000000-0000-4000-8000-000000000001";
+pub const GLOBEX_LAUNCH20: &str = "d2000000-0000-4000-8000-000000000002";
 
 pub const PRODUCTS_TAG: &str =
     "function-after[is_complete_configuration(), CheckoutLinkCreateProducts]";
@@ -219,6 +224,16 @@ pub fn install_crypto() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// The `id`s of a list's items, in order.
+pub fn item_ids(r: &Res) -> Vec<String> {
+    r.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a list: {}", r.text))
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// `loc` of an error item as strings (indices shown as numbers).
