@@ -78,6 +78,6 @@ cluster-down: ## stop the local control plane started by cluster-up
 .PHONY: bench
 bench: prereqs tools ## the operator on every DESIGN.md §7 figure (BENCH_N=10000 for the design size), then the emulator alone
 	@echo "==> operator benchmark (N=$${BENCH_N:-1000}; progress on stderr, table on stdout)"
-	TESTENV_BIN_DIR="$$(bash hack/build-tools.sh etcd kube-apiserver kubectl | tail -n 1)" \
+	TESTENV_BIN_DIR="$$(bash hack/build-tools.sh etcd kube-apiserver kubectl kube-controller-manager | tail -n 1)" \
 	  $(CARGO) bench --locked --bench operator
 	@$(MAKE) --no-print-directory bench-emulator
