@@ -114,6 +114,30 @@ step "share URLs (status.shareUrl)"
 kubectl get checkoutlinks -n "$namespace" \
   -o jsonpath='{range .items[*]}{.metadata.name}{"\n    "}{.status.shareUrl}{"\n"}{end}'
 
+step "one manifest, two environments (examples/two-environments): Acme plays sandbox, Globex production"
+globex=$(awk '$1 == "-" && $2 == "token:" && $3 ~ /^polar_oat_Globex/ {print $3; exit}' examples/emulator-seed.yaml)
+for env in sandbox production; do
+  env_token=$token
+  [ "$env" = production ] && env_token=$globex
+  kubectl create namespace "shop-$env" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl -n "shop-$env" create secret generic "polar-$env" \
+    --from-literal=token="$env_token" --from-literal=server="http://$emulator_addr" \
+    --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl apply -k "examples/two-environments/$env"
+done
+for env in sandbox production; do
+  if ! kubectl wait --for=condition=Ready checkoutlink --all -n "shop-$env" --timeout=120s; then
+    kubectl get checkoutlinks -n "shop-$env" -o wide || true
+    tail -n 40 "$local_dir/operator.log" >&2 || true
+    exit 1
+  fi
+  echo "shop-$env: the same manifest, this organisation's own products (status.resolved):"
+  kubectl get checkoutlinks -n "shop-$env" \
+    -o jsonpath='{range .items[*]}{"    "}{.metadata.name}{": "}{.status.resolved.products}{" sellable="}{.status.conditions[?(@.type=="Sellable")].status}{"\n"}{end}'
+  echo "shop-$env: ConfigMap storefront, for the website:"
+  kubectl get configmap storefront -n "shop-$env" -o jsonpath='{"    "}{.data}{"\n"}'
+done
+
 if [ "${DEMO_EXIT_AFTER_READY:-}" = "1" ]; then
   step "DEMO_EXIT_AFTER_READY=1: done"
   exit 0

@@ -44,6 +44,16 @@ fn the_demo_brings_every_example_link_to_ready_and_cleans_up() {
         stdout.contains("?utm_source=newsletter&utm_medium=email&utm_campaign=launch"),
         "{stdout}"
     );
+    // One manifest, two organisations: each got its own products.
+    assert!(
+        stdout.contains("a1000000-0000-4000-8000-000000000001")
+            && stdout.contains("a2000000-0000-4000-8000-000000000002"),
+        "the two environments' resolved products: {stdout}"
+    );
+    assert!(
+        stdout.contains("EBOOK_CHECKOUT_URL"),
+        "the storefront ConfigMap: {stdout}"
+    );
     assert!(
         stdout.contains("control plane stopped"),
         "the demo cleaned up:\n{stdout}"
