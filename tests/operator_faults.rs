@@ -342,3 +342,136 @@ async fn a_plain_http_server_in_the_cluster_is_refused() {
     assert!(message.contains("--allow-insecure-servers"), "{message}");
     h.finish().await;
 }
+
+/// Hole 2: Polar commits a create after the client gave up; the retry must find that link, not
+/// make a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_committed_after_the_timeout_is_found_not_repeated() {
+    let h = Harness::start("slow-commit", Options::default()).await;
+    // The harness's request timeout is 5 s: the answer comes after the client left.
+    h.emulator.set_faults(vec![FaultRule {
+        method: "POST".into(),
+        path: "/v1/checkout-links/".into(),
+        commit_delay_ms: 6000,
+        count: Some(1),
+        ..Default::default()
+    }]);
+    let created = h.create("slow", json!({"products": [EBOOK]})).await;
+    let uid = created.uid().unwrap();
+    let ready = h.wait_ready("slow").await;
+    let live = tagged(&h, &uid);
+    assert_eq!(live.len(), 1, "{live:#?}");
+    assert_eq!(live[0]["id"], id(&ready).as_str());
+    assert_eq!(h.count(POST), 1, "the slow create was found, not repeated");
+    h.finish().await;
+}
+
+/// Hole 2: offset paging without a tie-breaker misses a link when an earlier one is deleted
+/// mid-sweep; a link missing from a sweep is confirmed before it is called gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_a_sweep_missed_is_confirmed_not_recreated() {
+    let h = Harness::start(
+        "shifted-pages",
+        Options {
+            resync: Duration::from_secs(1),
+            ..Options::default()
+        },
+    )
+    .await;
+    // 100 links someone else made, then ours: it is the first of page 2.
+    let polar = polar_client(&h);
+    for _ in 0..100 {
+        polar
+            .create(&LinkFields {
+                products: vec![EBOOK.into()],
+                allow_discount_codes: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    h.create("ours", json!({"products": [EBOOK]})).await;
+    let link = id(&h.wait_ready("ours").await);
+    settle(Duration::from_secs(2)).await;
+    h.emulator.reset_counters();
+    h.emulator.set_faults(vec![FaultRule {
+        method: "GET".into(),
+        path: "/v1/checkout-links/".into(),
+        list_shift: 1,
+        ..Default::default()
+    }]);
+    eventually(
+        "a sweep that missed the link, and its confirmation",
+        Duration::from_secs(60),
+        async || {
+            if h.count(GET) >= 1 {
+                Ok(())
+            } else {
+                Err(format!("{:?}", h.link_counters()))
+            }
+        },
+    )
+    .await;
+    h.emulator.clear_faults();
+    settle(Duration::from_secs(2)).await;
+    assert_eq!(
+        id(&h.links.get("ours").await.unwrap()),
+        link,
+        "not recreated"
+    );
+    assert_eq!(h.count(POST), 0, "{:?}", h.link_counters());
+    h.finish().await;
+}
+
+/// Hole 4: deleting a namespace deletes its Secrets with its CheckoutLinks; the links' Polar
+/// links must still be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_namespace_leaves_no_live_link_in_polar() {
+    let h = Harness::start(
+        "namespace-deletion",
+        Options {
+            controllers: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    h.put_secret("own", TOKEN, None).await;
+    for name in ["a", "b"] {
+        h.create(
+            name,
+            json!({"products": [EBOOK], "credentialsSecretRef": {"name": "own"}}),
+        )
+        .await;
+    }
+    for name in ["a", "b"] {
+        h.wait_ready(name).await;
+    }
+    h.objects
+        .wait_for_secret("own", "guarded", |s| {
+            s.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|f| f == "polar.sh/credentials-in-use"))
+        })
+        .await;
+    assert_eq!(h.emulator.links().len(), 2);
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(h.client.clone());
+    namespaces.delete(&h.ns, &Default::default()).await.unwrap();
+    eventually(
+        "the namespace gone",
+        Duration::from_secs(120),
+        async || match namespaces.get_opt(&h.ns).await {
+            Ok(None) => Ok(()),
+            Ok(Some(ns)) => Err(format!("{:?}", ns.status)),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .await;
+    assert!(
+        h.emulator.links().is_empty(),
+        "live links left: {:#?}",
+        h.emulator.links()
+    );
+    h.finish().await;
+}

@@ -178,7 +178,11 @@ async fn one_manifest_gives_each_organisation_its_own_products_in_the_specs_orde
     h.create("production", portable("globex")).await;
     for (name, products, discount) in [
         ("sandbox", [EBOOK, PRO_MONTHLY], LAUNCH20),
-        ("production", [GLOBEX_EBOOK, GLOBEX_PRO_MONTHLY], GLOBEX_LAUNCH20),
+        (
+            "production",
+            [GLOBEX_EBOOK, GLOBEX_PRO_MONTHLY],
+            GLOBEX_LAUNCH20,
+        ),
     ] {
         let link = h.wait_ready(name).await;
         let polar = h.polar_link(&id(&link));
@@ -188,7 +192,10 @@ async fn one_manifest_gives_each_organisation_its_own_products_in_the_specs_orde
             .iter()
             .map(|p| p["id"].as_str().unwrap())
             .collect();
-        assert_eq!(ids, products, "{name}: the organisation's own products, in order");
+        assert_eq!(
+            ids, products,
+            "{name}: the organisation's own products, in order"
+        );
         assert_eq!(polar["discount_id"], discount, "{name}");
         let resolved = status(&link).resolved.clone().unwrap();
         assert_eq!(resolved.products, products.map(str::to_owned), "{name}");
@@ -207,12 +214,20 @@ async fn an_ambiguous_reference_names_its_candidates_and_writes_nothing() {
         .edit_product(PRO_YEARLY, json!({"metadata": {"sku": "ebook"}}))
         .unwrap();
     h.emulator.reset_counters();
-    h.create("twins", json!({"products": [{"metadata": {"sku": "ebook"}}]}))
+    h.create(
+        "twins",
+        json!({"products": [{"metadata": {"sku": "ebook"}}]}),
+    )
+    .await;
+    let stalled = h
+        .wait_condition("twins", "Ready", "False", "Ambiguous")
         .await;
-    let stalled = h.wait_condition("twins", "Ready", "False", "Ambiguous").await;
     let message = condition(&stalled, "Ready").unwrap().2;
     for candidate in [EBOOK, PRO_YEARLY, "Ebook", "Pro Yearly"] {
-        assert!(message.contains(candidate), "{candidate} not named: {message}");
+        assert!(
+            message.contains(candidate),
+            "{candidate} not named: {message}"
+        );
     }
     assert!(message.contains("spec.products[0]"), "{message}");
     assert_eq!(h.count(POST), 0, "nothing written: {:?}", h.link_counters());
@@ -232,8 +247,11 @@ async fn metadata_moved_in_polar_is_one_patch_and_the_same_url() {
     h.emulator
         .edit_product(PRO_YEARLY, json!({"metadata": {"sku": "featured"}}))
         .unwrap();
-    h.create("featured", json!({"products": [{"metadata": {"sku": "featured"}}]}))
-        .await;
+    h.create(
+        "featured",
+        json!({"products": [{"metadata": {"sku": "featured"}}]}),
+    )
+    .await;
     let before = h.wait_ready("featured").await;
     assert_eq!(h.polar_link(&id(&before))["products"][0]["id"], PRO_YEARLY);
     h.emulator.reset_counters();
@@ -253,9 +271,18 @@ async fn metadata_moved_in_polar_is_one_patch_and_the_same_url() {
                 && condition(l, "Ready").is_some_and(|c| c.0 == "True")
         })
         .await;
-    assert_eq!(status(&after).url, status(&before).url, "the same link, the same URL");
+    assert_eq!(
+        status(&after).url,
+        status(&before).url,
+        "the same link, the same URL"
+    );
     assert_eq!(h.polar_link(&id(&after))["products"][0]["id"], PRO_MONTHLY);
-    assert_eq!((h.count(PATCH), h.count(POST)), (1, 0), "{:?}", h.link_counters());
+    assert_eq!(
+        (h.count(PATCH), h.count(POST)),
+        (1, 0),
+        "{:?}",
+        h.link_counters()
+    );
     h.finish().await;
 }
 
@@ -268,7 +295,9 @@ async fn references_without_the_products_scope_say_which_scope_is_missing() {
         json!({"products": [{"name": "Ebook"}], "credentialsSecretRef": {"name": "narrow"}}),
     )
     .await;
-    let stalled = h.wait_condition("narrow", "Stalled", "True", "ScopeMissing").await;
+    let stalled = h
+        .wait_condition("narrow", "Stalled", "True", "ScopeMissing")
+        .await;
     let message = condition(&stalled, "Stalled").unwrap().2;
     assert!(message.contains("products:read"), "{message}");
     // Ids need no such scope.
@@ -291,7 +320,8 @@ async fn a_link_whose_products_are_drafts_cannot_sell_until_one_is_published() {
         },
     )
     .await;
-    h.create("both", json!({"products": [EBOOK, PRO_MONTHLY]})).await;
+    h.create("both", json!({"products": [EBOOK, PRO_MONTHLY]}))
+        .await;
     let ready = h.wait_ready("both").await;
     assert_eq!(condition(&ready, "Sellable").unwrap().0, "True");
     h.emulator.reset_counters();
@@ -304,8 +334,15 @@ async fn a_link_whose_products_are_drafts_cannot_sell_until_one_is_published() {
         .wait_condition("both", "Sellable", "False", "ProductsUnavailable")
         .await;
     let message = condition(&unsellable, "Sellable").unwrap().2;
-    assert!(message.contains("Ebook") && message.contains("is a draft"), "{message}");
-    assert_eq!(condition(&unsellable, "Ready").unwrap().0, "True", "in sync all the same");
+    assert!(
+        message.contains("Ebook") && message.contains("is a draft"),
+        "{message}"
+    );
+    assert_eq!(
+        condition(&unsellable, "Ready").unwrap().0,
+        "True",
+        "in sync all the same"
+    );
     h.wait_event("both", "ProductsUnavailable").await;
     h.emulator
         .edit_product(EBOOK, json!({"visibility": "public"}))
@@ -313,11 +350,17 @@ async fn a_link_whose_products_are_drafts_cannot_sell_until_one_is_published() {
     let some = h
         .wait_condition("both", "Sellable", "True", "SomeProductsUnavailable")
         .await;
-    assert!(condition(&some, "Sellable").unwrap().2.contains("Pro Monthly"));
+    assert!(
+        condition(&some, "Sellable")
+            .unwrap()
+            .2
+            .contains("Pro Monthly")
+    );
     h.emulator
         .edit_product(PRO_MONTHLY, json!({"visibility": "public"}))
         .unwrap();
-    h.wait_condition("both", "Sellable", "True", "Sellable").await;
+    h.wait_condition("both", "Sellable", "True", "Sellable")
+        .await;
     // Read from the sweeps: not one call for it.
     assert_eq!(
         h.count(GET) + h.count(POST) + h.count(PATCH),
@@ -345,7 +388,10 @@ async fn an_exhausted_preset_discount_is_reported_with_its_counts() {
     .await;
     h.wait_ready("promo").await;
     h.emulator
-        .edit_discount(LAUNCH20, json!({"max_redemptions": 100, "redemptions_count": 100}))
+        .edit_discount(
+            LAUNCH20,
+            json!({"max_redemptions": 100, "redemptions_count": 100}),
+        )
         .unwrap();
     let used = h
         .wait_condition("promo", "Sellable", "False", "DiscountExhausted")

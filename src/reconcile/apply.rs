@@ -228,11 +228,11 @@ fn unresolved(u: Unresolved) -> Error {
 }
 
 /// From when the owner index must have been swept before concluding that no link exists:
-/// after a create that may still commit (up to a request timeout after it was sent), or,
-/// for a resource an earlier process may have handled, after this one started (plus the
-/// timeout, for a create that process may have left in flight).
+/// after a create that may still commit (up to twice the request timeout after it was sent),
+/// or, for a resource an earlier process may have handled, after this one started (plus that
+/// window, for a create that process may have left in flight).
 fn search_from(ctx: &Context, link: &CheckoutLink, memory: &Memory) -> Option<Instant> {
-    let timeout = ctx.settings.polar_timeout;
+    let timeout = ctx.commit_window();
     let uncertain = memory.uncertain_since.map(|t| t + timeout);
     let inherited = ctx
         .may_have_been_handled_before(link, memory)

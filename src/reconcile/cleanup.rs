@@ -122,7 +122,7 @@ async fn remove(
         .and_then(|s| s.organization_id.as_deref());
     let orgs = account.orgs().await.map_err(polar("list"))?;
     // Every link tagged with the UID, from a sweep made after any create that may still commit.
-    let timeout = ctx.settings.polar_timeout;
+    let timeout = ctx.commit_window();
     let from = memory.uncertain_since.map(|t| t + timeout).max(
         ctx.may_have_been_handled_before(link, memory)
             .then(|| ctx.started.1 + timeout),

@@ -127,6 +127,12 @@ impl Context {
         memory.known.is_none() && !memory.unhandled_when_first_seen && predates
     }
 
+    /// How long after a create without a definite answer Polar may still commit it: Polar
+    /// keeps working on a request after the client gave up, so twice the request timeout.
+    pub(super) fn commit_window(&self) -> Duration {
+        self.settings.polar_timeout.saturating_mul(2)
+    }
+
     /// Notes, on the first sight of a resource, whether any operator had handled it yet.
     pub(super) fn first_sight(&self, uid: &str, has_finalizer: bool) {
         let mut memory = self.memory();

@@ -82,6 +82,9 @@ pub struct Options {
     pub rate_limit_window: Duration,
     /// Reconciles at the same time.
     pub concurrency: u16,
+    /// Run in the control plane that has kube-controller-manager (namespace deletion, garbage
+    /// collection).
+    pub controllers: bool,
 }
 
 impl Default for Options {
@@ -93,6 +96,7 @@ impl Default for Options {
             rate_limit: 0,
             rate_limit_window: Duration::from_secs(60),
             concurrency: 4,
+            controllers: false,
         }
     }
 }
@@ -122,9 +126,13 @@ pub fn init_logging() {
 /// A fresh namespace of the shared control plane, with the admin's client (logging and the
 /// TLS provider set up on the way).
 pub async fn namespace(test: &str) -> (kube::Client, String) {
+    namespace_in(ControlPlane::shared(), test).await
+}
+
+/// A fresh namespace of `plane`, with the admin's client.
+pub async fn namespace_in(plane: &ControlPlane, test: &str) -> (kube::Client, String) {
     init_logging();
     checkout_link_operator::polar::install_crypto_provider();
-    let plane = ControlPlane::shared();
     plane.namespace(test).await.expect("namespace")
 }
 
@@ -139,7 +147,11 @@ impl Harness {
     /// A namespace, an emulator with the demo seed, the default credentials Secret (unless
     /// `options.token` is `None`) and the controller.
     pub async fn start(test: &str, options: Options) -> Harness {
-        let (client, ns) = namespace(test).await;
+        let (client, ns) = if options.controllers {
+            namespace_in(ControlPlane::shared_with_controllers(), test).await
+        } else {
+            namespace(test).await
+        };
         let config = polar_emulator::Config {
             rate_limit: options.rate_limit,
             rate_limit_window: options.rate_limit_window,
