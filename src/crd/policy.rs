@@ -177,11 +177,21 @@ mod tests {
         assert_eq!(policy["metadata"]["name"], METADATA_POLICY);
         assert_eq!(binding["spec"]["policyName"], METADATA_POLICY);
         let validations = policy["spec"]["validations"].as_array().unwrap();
-        assert_eq!(validations.len(), 5);
-        for v in validations {
-            let message = v["message"].as_str().unwrap();
-            assert!(message.starts_with("spec.metadata: "), "{message}");
-        }
+        let fields = ["spec.metadata", "spec.products", "spec.urlParameters."];
+        let count = |field: &str| {
+            validations
+                .iter()
+                .filter(|v| v["message"].as_str().unwrap().starts_with(field))
+                .count()
+        };
+        // Five metadata rules, six per-entry product rules and the duplicate check, one rule
+        // per URL parameter Polar would ignore.
+        assert_eq!(
+            fields.map(count),
+            [5, 7, 6],
+            "every message starts with the field it checks: {yaml}"
+        );
+        assert_eq!(validations.len(), 18, "no rule without a field: {yaml}");
         let reserved = format!("!('{OWNER_METADATA_KEY}' in object.spec.metadata)");
         assert!(
             validations
