@@ -242,6 +242,14 @@ async fn one_replica_leads_and_a_standby_takes_over_on_sigterm_and_on_sigkill() 
     // it once it has expired, not before.
     let c = spawn(None, ns, "op-c", false);
     c.wait_ready("standby").await;
+    // A standby makes no Polar call while the leader lives (read before the kill: once op-c
+    // has taken the lease, its calls may start at any moment).
+    w.create_ready(&["while-c-waits"]).await;
+    assert_eq!(
+        c.polar_requests().await,
+        0.0,
+        "no Polar call before leading"
+    );
     b_leads.kill();
     let killed = Instant::now();
     let dead = leases.get(LEASE).await.expect("lease");
@@ -259,18 +267,13 @@ async fn one_replica_leads_and_a_standby_takes_over_on_sigterm_and_on_sigkill() 
         lease_time(&taken, "acquireTime") >= expiry,
         "the standby must not take a lease before it expires"
     );
-    assert_eq!(
-        c.polar_requests().await,
-        0.0,
-        "no Polar call before leading"
-    );
     c.wait_ready("ready\n").await;
     w.create_ready(&["seven", "eight", "nine"]).await;
     assert_eq!(c.metric(LEADER).await, 1.0);
     assert!(c.polar_requests().await > 0.0);
 
     // Every CheckoutLink has its own Polar link, created once.
-    w.assert_one_polar_link_per_checkout_link(9).await;
+    w.assert_one_polar_link_per_checkout_link(10).await;
 
     // Someone else takes the Lease: the leader stops at once, with a failure.
     leases
