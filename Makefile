@@ -81,3 +81,9 @@ bench: prereqs tools ## the operator on every DESIGN.md §7 figure (BENCH_N=1000
 	TESTENV_BIN_DIR="$$(bash hack/build-tools.sh etcd kube-apiserver kubectl kube-controller-manager | tail -n 1)" \
 	  $(CARGO) bench --locked --bench operator
 	@$(MAKE) --no-print-directory bench-emulator
+
+.PHONY: faults
+faults: prereqs tools ## the fault suite: kills, a flaky Polar, apiserver restarts, namespace deletions, bad manifests; prints one table
+	@echo "==> fault suite (progress on stderr, table on stdout)"
+	TESTENV_BIN_DIR="$$(bash hack/build-tools.sh etcd kube-apiserver kubectl kube-controller-manager | tail -n 1)" \
+	  $(CARGO) bench --locked --bench faults
