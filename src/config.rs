@@ -95,6 +95,26 @@ pub struct Config {
     )]
     pub allow_insecure_servers: bool,
 
+    /// Count orders and revenue per link into `status.results` (campaign results): one orders
+    /// sweep per organisation per resync interval. Needs the token scope `orders:read`; a
+    /// resource opts out with `spec.campaignResults: false`.
+    #[arg(
+        long,
+        env = "CHECKOUT_LINK_OPERATOR_CAMPAIGN_RESULTS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub campaign_results: bool,
+
+    /// How often campaign results read the last 30 days of orders again, for refunds (Polar
+    /// has no filter on an order's last change).
+    #[arg(long, env = "CHECKOUT_LINK_OPERATOR_RESULTS_RESCAN_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub results_rescan_interval: Duration,
+
     /// Log format.
     #[arg(long, env = "CHECKOUT_LINK_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -171,6 +191,8 @@ impl Config {
             polar_rate_limit: self.polar_rate_limit,
             polar_api_version: self.polar_api_version.clone(),
             allow_insecure_servers: self.allow_insecure_servers,
+            campaign_results: self.campaign_results,
+            results_rescan_interval: self.results_rescan_interval,
         }
     }
 
@@ -252,6 +274,10 @@ pub struct Settings {
     pub polar_api_version: String,
     /// Whether `http://` servers other than loopback are accepted.
     pub allow_insecure_servers: bool,
+    /// Whether orders are counted into `status.results`.
+    pub campaign_results: bool,
+    /// Time between two reads of the refund window of orders.
+    pub results_rescan_interval: Duration,
 }
 
 impl Default for Settings {
@@ -268,6 +294,8 @@ impl Default for Settings {
             polar_rate_limit: None,
             polar_api_version: crate::polar::http::API_VERSION.to_owned(),
             allow_insecure_servers: false,
+            campaign_results: false,
+            results_rescan_interval: crate::polar::orders::RESCAN_EVERY,
         }
     }
 }
@@ -412,6 +440,11 @@ mod tests {
         assert!(config.leader_election_identity.is_none());
         assert_eq!(config.polar_api_version, "2026-10");
         assert!(!config.allow_insecure_servers);
+        assert!(
+            !config.campaign_results,
+            "results are opt-in: they widen the token"
+        );
+        assert_eq!(config.results_rescan_interval, Duration::from_secs(3600));
     }
 
     #[test]

@@ -115,6 +115,7 @@ fn reconciled(
         sellable,
         resolved: None,
         exported_to: None,
+        results: None,
     };
     link.status = Some(build_status(link.status.as_ref(), &outcome, &time(at)));
     link
@@ -210,6 +211,7 @@ fn cases() -> Vec<Case> {
         }),
         resolved: None,
         exported_to: None,
+        results: None,
     };
     cannot_sell.status = Some(build_status(
         cannot_sell.status.as_ref(),

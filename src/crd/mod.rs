@@ -22,7 +22,10 @@ pub use parts::{
     SecretKeyRef, TrialInterval, TrialSpec, UrlParameters,
 };
 pub use policy::{METADATA_POLICY, metadata_policy_yaml};
-pub use status::{CheckoutLinkStatus, ResolvedRefs, UNOBSERVED_GENERATION};
+pub use status::{
+    CampaignResults, CheckoutLinkStatus, RefundSeen, ResolvedRefs, Revenue, SourceCount,
+    UNOBSERVED_GENERATION,
+};
 
 /// The finalizer that makes deletion of a `CheckoutLink` delete (or orphan) its Polar link.
 pub const FINALIZER: &str = "polar.sh/checkout-link-cleanup";
@@ -59,6 +62,7 @@ pub const MAX_USER_METADATA_KEYS: usize = 49;
     printcolumn = r#"{"name":"Sellable","type":"string","jsonPath":".status.conditions[?(@.type==\"Sellable\")].status","description":"Whether buyers can pay as declared (products available, preset discount live)"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url","description":"The checkout link URL"}"#,
     printcolumn = r#"{"name":"Polar ID","type":"string","priority":1,"jsonPath":".status.id","description":"The checkout link id in Polar"}"#,
+    printcolumn = r#"{"name":"Results","type":"string","priority":1,"jsonPath":".status.results.summary","description":"Orders and net revenue through this link (campaign results)"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -156,6 +160,12 @@ pub struct CheckoutLinkSpec {
     /// else is left in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<ExportSpec>,
+
+    /// Whether this link's orders are counted into `status.results` when the operator runs
+    /// with campaign results on (`--campaign-results`); `false` leaves this link out. Default
+    /// `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_results: Option<bool>,
 }
 
 /// The CRD as the apiserver receives it: kube's derive, plus the default status.

@@ -1,6 +1,6 @@
 //! What the operator reports in a CheckoutLink's status.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,9 @@ pub struct CheckoutLinkStatus {
     /// when the export moves or the resource goes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exported_to: Option<String>,
+    /// Orders and revenue through this link (when the operator counts campaign results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<CampaignResults>,
     /// The `metadata.generation` this status describes; -1 until the operator has seen the
     /// resource (the apiserver sets it on create, so GitOps tools wait for the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +58,76 @@ pub struct ResolvedRefs {
     /// The preset discount's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discount_id: Option<String>,
+}
+
+/// Orders through a link, read from Polar's orders by the owner tag the link's metadata passes
+/// to its checkouts and orders. Amounts are in each currency's smallest unit (cents).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignResults {
+    /// One line for `kubectl get -o wide`: orders and net revenue.
+    #[serde(default)]
+    pub summary: String,
+    /// Orders counted (renewals of subscriptions started through the link included).
+    #[serde(default)]
+    pub orders: i64,
+    /// Per currency: net revenue (after discounts, before taxes and refunds) and refunds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revenue: Vec<Revenue>,
+    /// When the newest order counted was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_order_at: Option<Time>,
+    /// Orders per `utm_source` (from the share URL), most first; at most ten sources, the rest
+    /// counted as `(other)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub utm_sources: Vec<SourceCount>,
+    /// Bookkeeping: orders created up to this time are counted (except those in
+    /// `recentOrderIds`' window, which are counted by id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_through: Option<Time>,
+    /// Bookkeeping: ids of the orders counted that were created in the minute before
+    /// `countedThrough` (read again by the next sweep; counted once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_order_ids: Vec<String>,
+    /// Bookkeeping: the refunded amount counted per refunded order of the last 30 days (a later
+    /// refund of the same order adds only the difference).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<RefundSeen>,
+}
+
+/// Revenue in one currency.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Revenue {
+    /// ISO 4217 code, lower case (`usd`).
+    pub currency: String,
+    /// Sum of the orders' `net_amount`.
+    pub net: i64,
+    /// Sum of the orders' `refunded_amount`.
+    #[serde(default)]
+    pub refunded: i64,
+}
+
+/// Orders with one `utm_source`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceCount {
+    /// The `utm_source` (or `(other)`).
+    pub source: String,
+    /// Orders counted with it.
+    pub orders: i64,
+}
+
+/// A refunded order as counted.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundSeen {
+    /// The order's id.
+    pub id: String,
+    /// When the order was created.
+    pub created_at: Time,
+    /// Its refunded amount as counted.
+    pub amount: i64,
 }
 
 /// `status.observedGeneration` of a resource the operator has not seen yet.

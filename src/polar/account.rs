@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::catalog::Catalog;
 use super::governor::{OrgGovernor, Pace};
+use super::orders::Order;
 use super::org::{Org, OrgKey};
 use super::pool::{Inner, lock};
 use super::{CheckoutLinks, Link, LinkFields, LinkPatch, ListQuery, PolarError, Server};
@@ -289,6 +290,34 @@ impl Account {
             }
         }
         (Ok(catalog), calls)
+    }
+
+    /// Every page of the organisation's orders created after `since`, oldest first; the calls
+    /// made. A failure (a missing `orders:read`, Polar down) is the result.
+    pub(super) async fn list_orders(
+        &self,
+        org: Option<&str>,
+        since: Option<k8s_openapi::jiff::Timestamp>,
+    ) -> (Result<Vec<Order>, PolarError>, u32) {
+        let mut calls = 0;
+        let mut orders = Vec::new();
+        let mut page = 1;
+        loop {
+            calls += 1;
+            match self
+                .call(|c| async move { c.list_orders(page, org, since).await })
+                .await
+            {
+                Ok((items, max_page)) => {
+                    orders.extend(items);
+                    if u64::from(page) >= max_page {
+                        return (Ok(orders), calls);
+                    }
+                    page += 1;
+                }
+                Err(e) => return (Err(e), calls),
+            }
+        }
     }
 
     /// Every page of the organisation's links (`None`: whatever the token sees), with the

@@ -170,6 +170,7 @@ pub fn pool(
         rate_share: 1.0,
         rate_limit: Some(60_000),
         sweep_interval: interval,
+        results_rescan: std::time::Duration::from_secs(3600),
     };
     (Pool::new(factory, settings, tx), rx)
 }

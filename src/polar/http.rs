@@ -20,7 +20,7 @@ use url::Url;
 use super::wire::{ListDto, OrganizationsDto, create_body, patch_body};
 use super::{
     CheckoutLinks, Credentials, Link, LinkFields, LinkPatch, ListQuery, Page, PolarError, Token,
-    catalog, install_crypto_provider,
+    catalog, install_crypto_provider, orders,
 };
 
 /// The Polar API version the operator is built for, sent as `Polar-Version` on every request
@@ -361,6 +361,30 @@ impl CheckoutLinks for HttpClient {
                 .iter()
                 .filter_map(catalog::Discount::from_json)
                 .collect(),
+            page.1,
+        ))
+    }
+
+    async fn list_orders(
+        &self,
+        page: u32,
+        organization_id: Option<&str>,
+        created_after: Option<k8s_openapi::jiff::Timestamp>,
+    ) -> Result<(Vec<orders::Order>, u64), PolarError> {
+        let mut params = vec![
+            ("page", page.max(1).to_string()),
+            ("limit", "100".to_owned()),
+            ("sorting", "created_at".to_owned()),
+        ];
+        if let Some(org) = organization_id {
+            params.push(("organization_id", org.to_owned()));
+        }
+        if let Some(after) = created_after {
+            params.push(("created_after", after.to_string()));
+        }
+        let page = self.read_page("orders", "list_orders", &params).await?;
+        Ok((
+            page.0.iter().filter_map(orders::Order::from_json).collect(),
             page.1,
         ))
     }

@@ -26,6 +26,7 @@ pub mod fields;
 pub mod governor;
 pub mod http;
 pub mod mirror;
+pub mod orders;
 pub mod org;
 pub mod pool;
 pub mod validate;
@@ -439,6 +440,19 @@ pub trait CheckoutLinks: Send + Sync {
         let _ = (page, organization_id);
         Err(PolarError::Forbidden {
             message: "products are not read by this client".to_owned(),
+        })
+    }
+    /// `GET /v1/orders/?sorting=created_at` (one page of 100, oldest first), created after
+    /// `created_after` when given, for campaign results. Needs `orders:read`.
+    async fn list_orders(
+        &self,
+        page: u32,
+        organization_id: Option<&str>,
+        created_after: Option<k8s_openapi::jiff::Timestamp>,
+    ) -> Result<(Vec<orders::Order>, u64), PolarError> {
+        let _ = (page, organization_id, created_after);
+        Err(PolarError::Forbidden {
+            message: "orders are not read by this client".to_owned(),
         })
     }
     /// `GET /v1/discounts/` (one page of 100), for references. Needs `discounts:read`.

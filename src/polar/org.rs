@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::account::Account;
 use super::catalog::Catalog;
 use super::mirror::{Changes, Mirror};
+use super::orders::{OrdersState, OrdersView};
 use super::pool::{Inner, lock};
 use super::{PolarError, Server};
 
@@ -49,6 +50,8 @@ pub struct SweepReport {
     pub error: Option<PolarError>,
     /// The organisation's products or discounts (swept while references use them) changed.
     pub catalog_changed: bool,
+    /// The UIDs whose orders changed (or whose orders sweep failed or recovered).
+    pub results_changed: Vec<String>,
 }
 
 /// The products and discounts of an organisation, swept while links name them by reference.
@@ -82,6 +85,7 @@ pub struct Org {
     pub(super) wake: Notify,
     pub(super) schedule: Mutex<Schedule>,
     pub(super) catalog: Mutex<CatalogState>,
+    pub(super) orders: Mutex<OrdersState>,
 }
 
 impl std::fmt::Debug for Org {
@@ -126,6 +130,29 @@ impl Org {
     pub fn catalog(&self) -> (Option<Result<Catalog, PolarError>>, u64) {
         let catalog = lock(&self.catalog);
         (catalog.value.clone(), catalog.revision)
+    }
+
+    /// `uid` wants campaign results from now on, its status counting through
+    /// `counted_through`; a sweep comes soon if the orders it needs are not read yet.
+    pub fn want_results(&self, uid: &str, counted_through: Option<k8s_openapi::jiff::Timestamp>) {
+        if lock(&self.orders).want(uid, counted_through) {
+            self.request_sweep(Instant::now(), uid);
+        }
+    }
+
+    /// `uid` no longer wants campaign results.
+    pub fn forget_results(&self, uid: &str) {
+        lock(&self.orders).forget(uid);
+    }
+
+    /// `uid`'s orders (`None`: not read yet).
+    pub fn results(&self, uid: &str) -> Option<Result<OrdersView, PolarError>> {
+        lock(&self.orders).view(uid)
+    }
+
+    /// The revision of `uid`'s orders, and whether the orders sweep is failing.
+    pub fn results_revision(&self, uid: &str) -> (u64, bool) {
+        lock(&self.orders).revision(uid)
     }
 
     pub(super) fn attach(&self, account: &Arc<Account>) {
@@ -211,6 +238,22 @@ async fn sweep_catalog(org: &Org, account: &Account) -> (bool, u32) {
     (changed, calls)
 }
 
+/// Reads the orders campaign results need, if any resource wants them; the UIDs whose orders
+/// changed, and the calls made.
+async fn sweep_orders(org: &Org, account: &Account, rescan_every: Duration) -> (Vec<String>, u32) {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let Some(read) = lock(&org.orders).next_read(now, rescan_every) else {
+        return (Vec::new(), 0);
+    };
+    let (result, calls) = account.list_orders(org.id(), read.since).await;
+    let mut state = lock(&org.orders);
+    let changed = match result {
+        Ok(orders) => state.merge(&read, orders, now),
+        Err(error) => state.failed(error),
+    };
+    (changed, calls)
+}
+
 /// Sweeps one organisation until no account of it is left.
 pub(super) async fn sweep_loop(org: Weak<Org>, pool: Weak<Inner>) {
     loop {
@@ -246,14 +289,17 @@ pub(super) async fn sweep_loop(org: Weak<Org>, pool: Weak<Inner>) {
                 let changes = org.mirror.finish_sweep(start, items);
                 lock(&org.schedule).failures = 0;
                 let (catalog_changed, catalog_calls) = sweep_catalog(&org, &account).await;
+                let (results_changed, orders_calls) =
+                    sweep_orders(&org, &account, pool.settings.results_rescan).await;
                 SweepReport {
                     catalog_changed,
+                    results_changed,
                     server: org.server.clone(),
                     org: org.key.clone(),
                     warmed: !warm_before,
                     changes,
                     waiters,
-                    calls: calls + catalog_calls,
+                    calls: calls + catalog_calls + orders_calls,
                     links,
                     error: None,
                 }
@@ -281,6 +327,7 @@ pub(super) async fn sweep_loop(org: Weak<Org>, pool: Weak<Inner>) {
                     links: org.mirror.len(),
                     error: Some(error),
                     catalog_changed: false,
+                    results_changed: Vec::new(),
                 }
             }
         };

@@ -30,6 +30,8 @@ pub struct PoolSettings {
     pub rate_limit: Option<u32>,
     /// Time between two periodic sweeps of an organisation.
     pub sweep_interval: Duration,
+    /// Time between two reads of the refund window of orders (campaign results).
+    pub results_rescan: Duration,
 }
 
 /// Accounts and organisations, shared by every reconcile.
@@ -140,6 +142,25 @@ impl Pool {
             .unwrap_or(0)
     }
 
+    /// The revision of `uid`'s orders on `server` (an input of its reconcile when campaign
+    /// results are on), and whether an orders sweep is failing there.
+    pub fn results_revision(&self, server: &Server, uid: &str) -> (u64, bool) {
+        lock(&self.inner.orgs)
+            .iter()
+            .filter(|((s, _), _)| s == server)
+            .map(|(_, org)| org.results_revision(uid))
+            .fold((0, false), |a, b| (a.0.max(b.0), a.1 || b.1))
+    }
+
+    /// Every organisation on `server` stops counting results for `uid`.
+    pub fn forget_results(&self, server: &Server, uid: &str) {
+        for ((s, _), org) in lock(&self.inner.orgs).iter() {
+            if s == server {
+                org.forget_results(uid);
+            }
+        }
+    }
+
     /// The organisations with a mirror, and how many links each holds.
     pub fn mirrors(&self) -> Vec<(OrgKey, usize)> {
         lock(&self.inner.orgs)
@@ -164,6 +185,7 @@ impl Inner {
             wake: Notify::new(),
             schedule: Mutex::new(Schedule::default()),
             catalog: Mutex::new(Default::default()),
+            orders: Mutex::new(Default::default()),
         });
         orgs.insert((server.clone(), key), org.clone());
         tokio::spawn(sweep_loop(Arc::downgrade(&org), Arc::downgrade(self)));

@@ -25,8 +25,11 @@ use super::observe::{Known, Observation, observe};
 use super::plan::{self, AdoptedBy, Plan};
 use super::policy::{self, Retry, Situation};
 use super::resolve::{self, Resolution, Unresolved};
+use super::results;
 use super::sellable;
-use super::status::{Activity, LinkInfo, Outcome, Phase, build_status};
+use super::status::{
+    Activity, LinkInfo, Outcome, Phase, RESULTS, ResultsReport, build_status, condition,
+};
 
 /// How long a resource waits for a mirror before looking again by itself (its sweep report
 /// normally wakes it much sooner).
@@ -34,8 +37,9 @@ const WAIT_FOR_MIRROR: Duration = Duration::from_secs(30);
 
 /// What one attempt came to.
 enum Attempt {
-    /// Done; with what the references stood for (`None`: the spec has none).
-    Done(Done, Option<ResolvedRefs>),
+    /// Done; with what the references stood for (`None`: the spec has none), and the campaign
+    /// results (`None`: nothing to say).
+    Done(Done, Option<ResolvedRefs>, Option<ResultsReport>),
     Failed(Failure),
     /// A mirror must be swept first; nothing was done.
     Wait,
@@ -76,8 +80,8 @@ pub(super) async fn apply(ctx: &Context, link: &CheckoutLink) -> Result<Action, 
         },
     };
     let (action, label) = match attempt {
-        Attempt::Done(done, resolved) => (
-            succeeded(ctx, link, &uid, inputs, done, resolved).await?,
+        Attempt::Done(done, resolved, results) => (
+            succeeded(ctx, link, &uid, inputs, done, resolved, results).await?,
             "ok",
         ),
         Attempt::Wait => (Action::requeue(WAIT_FOR_MIRROR), "waiting"),
@@ -154,7 +158,9 @@ async fn sync(
             if !residual.is_empty() && !matches!(done, Done::InSync(_)) {
                 tracing::warn!(fields = ?residual, "Polar stored some fields differently from what was sent");
             }
-            Attempt::Done(done, resolved)
+            let org = l.organization_id.clone();
+            let results = campaign_results(ctx, link, uid, account, &org).await;
+            Attempt::Done(done, resolved, results)
         }
         Err(failure) => {
             if creates {
@@ -220,6 +226,48 @@ async fn references(
         .map_err(unresolved)
 }
 
+/// The campaign results of the resource, whose link belongs to `org_id`: counted from its
+/// organisation's orders sweep (which it asks for), `Off` when they are off but the status
+/// still has some, `None` when there is nothing new to say.
+async fn campaign_results(
+    ctx: &Context,
+    link: &CheckoutLink,
+    uid: &str,
+    account: &Arc<Account>,
+    org_id: &str,
+) -> Option<ResultsReport> {
+    let previous = link.status.as_ref();
+    let counted = previous.and_then(|s| s.results.as_ref());
+    let reported = condition(previous, RESULTS).is_some();
+    if !ctx.settings.campaign_results || link.spec.campaign_results == Some(false) {
+        ctx.polar.forget_results(account.server(), uid);
+        return (counted.is_some() || reported).then_some(ResultsReport::Off);
+    }
+    let orgs = account.orgs().await.ok()?;
+    let org = orgs
+        .iter()
+        .find(|o| o.id().is_some_and(|id| id.eq_ignore_ascii_case(org_id)))?;
+    org.want_results(uid, results::counted_through(counted));
+    Some(match org.results(uid) {
+        // After a restart the status keeps what it counted until the first sweep.
+        None if reported => return None,
+        None => ResultsReport::Pending,
+        Some(Ok(view)) => ResultsReport::Counted(results::fold(counted, &view, Timestamp::now())),
+        Some(Err(PolarError::Forbidden { message })) => ResultsReport::Failing(
+            "ScopeMissing",
+            format!(
+                "campaign results need the token scope orders:read (the link itself is unaffected): {message}"
+            ),
+        ),
+        Some(Err(error)) => ResultsReport::Failing(
+            "OrdersUnreadable",
+            format!(
+                "the organisation's orders could not be read; the results are as of the last read: {error}"
+            ),
+        ),
+    })
+}
+
 fn unresolved(u: Unresolved) -> Error {
     match u {
         Unresolved::NoMatch(m) => Error::Unresolved(m),
@@ -282,8 +330,10 @@ async fn succeeded(
     inputs: Inputs,
     done: Done,
     resolved: Option<ResolvedRefs>,
+    results: Option<ResultsReport>,
 ) -> Result<Action, Error> {
     let mut outcome = Outcome {
+        results,
         resolved: Some(resolved),
         exported_to: None,
         generation: link.metadata.generation,
@@ -374,6 +424,7 @@ async fn failed(
             .or_else(|| sellable::of_refusal(&failure.error)),
         resolved: None,
         exported_to: None,
+        results: None,
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;

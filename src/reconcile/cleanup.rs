@@ -307,6 +307,7 @@ async fn delete_failed(
         sellable: None,
         resolved: None,
         exported_to: None,
+        results: None,
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;

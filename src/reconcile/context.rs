@@ -110,6 +110,10 @@ impl Context {
                 self.polar.revisions(s, id.as_deref(), uid)
             }),
             catalog: server.map_or(0, |s| self.polar.catalog_revision(s)),
+            results: match server {
+                Some(s) if self.settings.campaign_results => self.polar.results_revision(s, uid),
+                _ => (0, false),
+            },
         }
     }
 

@@ -24,6 +24,9 @@ pub struct Inputs {
     pub observed: (Option<u64>, Option<u64>),
     /// The catalog revision (products and discounts) of the credentials' server.
     pub catalog: u64,
+    /// The revision of the resource's orders, and whether the orders sweep fails (when
+    /// campaign results are on).
+    pub results: (u64, bool),
 }
 
 /// "Nothing to do for these inputs until then" (`None`: until they change).
@@ -92,6 +95,7 @@ mod tests {
             deleting: false,
             observed: (Some(1), None),
             catalog: 0,
+            results: (0, false),
         }
     }
 

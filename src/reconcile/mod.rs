@@ -35,6 +35,7 @@ pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod resolve;
+pub mod results;
 pub mod sellable;
 pub mod status;
 pub mod triggers;
@@ -211,6 +212,7 @@ pub async fn run_with(
             rate_share: settings.polar_rate_share,
             rate_limit: settings.polar_rate_limit,
             sweep_interval: settings.resync_interval,
+            results_rescan: settings.results_rescan_interval,
         },
         reports_tx,
     );

@@ -17,7 +17,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{CheckoutLinkStatus, ResolvedRefs, UrlParameters};
+use crate::crd::{CampaignResults, CheckoutLinkStatus, ResolvedRefs, UrlParameters};
 use crate::polar::Link;
 use crate::share_url::share_url;
 
@@ -223,6 +223,25 @@ pub struct Outcome<'a> {
     pub resolved: Option<Option<ResolvedRefs>>,
     /// The ConfigMap the export wrote to; `None` keeps what the previous status said.
     pub exported_to: Option<Option<String>>,
+    /// Campaign results; `None` keeps what the previous status said.
+    pub results: Option<ResultsReport>,
+}
+
+/// The `Results` condition's type.
+pub const RESULTS: &str = "Results";
+
+/// Where a resource's campaign results stand.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResultsReport {
+    /// Counted as of the last orders sweep.
+    Counted(CampaignResults),
+    /// The orders the status needs are not read yet.
+    Pending,
+    /// The orders cannot be read (the token lacks `orders:read`, Polar fails): the reason and
+    /// the message; what was counted before stays.
+    Failing(&'static str, String),
+    /// Results are off (for the operator, or for this resource): none in the status.
+    Off,
 }
 
 /// The status for `outcome`, keeping each condition's `lastTransitionTime` from `previous`
@@ -331,14 +350,60 @@ pub fn build_status(
             last_transition_time,
         });
     }
-    // Conditions this outcome says nothing about keep what the previous status said.
+    let mut results = previous.results.clone();
+    let mut drop_results = false;
+    if let Some(report) = &outcome.results {
+        let (condition, counted) = match report {
+            ResultsReport::Counted(r) => (
+                Some(("True", "Counted", r.summary.clone())),
+                Some(Some(r.clone())),
+            ),
+            ResultsReport::Pending => (
+                Some((
+                    "Unknown",
+                    "Pending",
+                    "the organisation's orders are being read".to_owned(),
+                )),
+                None,
+            ),
+            ResultsReport::Failing(reason, message) => {
+                (Some(("False", *reason, message.clone())), None)
+            }
+            ResultsReport::Off => (None, Some(None)),
+        };
+        if let Some(counted) = counted {
+            results = counted;
+        }
+        match condition {
+            Some((status, reason, message)) => {
+                let last_transition_time = previous
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == RESULTS && c.status == status)
+                    .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+                conditions.push(Condition {
+                    type_: RESULTS.to_owned(),
+                    status: status.to_owned(),
+                    reason: reason.to_owned(),
+                    message,
+                    observed_generation: generation,
+                    last_transition_time,
+                });
+            }
+            None => drop_results = true,
+        }
+    }
+    // Conditions this outcome says nothing about keep what the previous status said (but
+    // `Results` goes when results are off).
     let built: Vec<String> = conditions.iter().map(|c| c.type_.clone()).collect();
     for c in &previous.conditions {
-        if !built.contains(&c.type_) {
+        let dropped = drop_results && c.type_ == RESULTS;
+        if !built.contains(&c.type_) && !dropped {
             conditions.push(c.clone());
         }
     }
     CheckoutLinkStatus {
+        results,
         resolved: outcome
             .resolved
             .clone()
@@ -397,7 +462,50 @@ mod tests {
             sellable: None,
             resolved: None,
             exported_to: None,
+            results: None,
         }
+    }
+
+    #[test]
+    fn results_come_with_a_condition_that_says_how_they_stand_and_go_when_turned_off() {
+        let counted = CampaignResults {
+            orders: 2,
+            summary: "2 orders, 30.00 USD net".into(),
+            ..Default::default()
+        };
+        let with = |report| Outcome {
+            results: Some(report),
+            ..outcome(Phase::Ready)
+        };
+        let first = build_status(
+            None,
+            &with(ResultsReport::Counted(counted.clone())),
+            &time(1),
+        );
+        assert_eq!(first.results.as_ref(), Some(&counted));
+        let c = find(&first, RESULTS);
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Counted"));
+        assert_eq!(c.message, "2 orders, 30.00 USD net");
+        let failing = ResultsReport::Failing("ScopeMissing", "needs orders:read".into());
+        let refused = build_status(Some(&first), &with(failing), &time(2));
+        assert_eq!(refused.results, first.results, "what was counted stays");
+        assert_eq!(find(&refused, RESULTS).reason, "ScopeMissing");
+        assert_eq!(
+            find(&refused, READY).status,
+            "True",
+            "the link is unaffected"
+        );
+        let kept = build_status(Some(&refused), &outcome(Phase::Ready), &time(3));
+        assert_eq!(
+            find(&kept, RESULTS).reason,
+            "ScopeMissing",
+            "no news keeps it"
+        );
+        let off = build_status(Some(&refused), &with(ResultsReport::Off), &time(4));
+        assert_eq!(off.results, None);
+        assert!(off.conditions.iter().all(|c| c.type_ != RESULTS));
+        let pending = build_status(None, &with(ResultsReport::Pending), &time(5));
+        assert_eq!(find(&pending, RESULTS).status, "Unknown");
     }
 
     fn find<'a>(s: &'a CheckoutLinkStatus, t: &str) -> &'a Condition {

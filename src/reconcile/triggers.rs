@@ -26,7 +26,7 @@ pub type Guarded = DeserializeGuard<CheckoutLink>;
 
 /// Which resources a sweep report concerns: those whose link changed or vanished, those whose
 /// UID tags a changed link, those waiting for this sweep, those naming products or a discount
-/// by reference when the organisation's catalog changed, and — when the organisation's mirror
+/// by reference when the organisation's catalog changed, those whose orders changed, and — when the organisation's mirror
 /// has just become usable — every resource of that organisation (or without one yet).
 pub fn woken_by<'a>(
     report: &SweepReport,
@@ -44,6 +44,7 @@ pub fn woken_by<'a>(
         .owners
         .iter()
         .chain(&report.waiters)
+        .chain(&report.results_changed)
         .map(String::as_str)
         .collect();
     let org = match &report.org {
@@ -220,6 +221,7 @@ mod tests {
             links: 0,
             error: None,
             catalog_changed: false,
+            results_changed: Vec::new(),
         }
     }
 
@@ -258,5 +260,16 @@ mod tests {
         assert_eq!(names(woken), ["mine", "new"]);
         let quiet = woken_by(&report("o", false, Changes::default(), vec![]), &links);
         assert!(quiet.is_empty());
+    }
+
+    #[test]
+    fn new_orders_wake_only_the_resources_they_came_through() {
+        let links = vec![
+            resource("sold", "u1", Some("a"), Some("o")),
+            resource("quiet", "u2", Some("b"), Some("o")),
+        ];
+        let mut sweep = report("o", false, Changes::default(), vec![]);
+        sweep.results_changed = vec!["u1".into()];
+        assert_eq!(names(woken_by(&sweep, &links)), ["sold"]);
     }
 }

@@ -60,6 +60,7 @@ pub const LAUNCH20: &str = "d1000000-0000-4000-8000-000000000001";
 /// Emulator counter keys.
 pub const POST: &str = "POST /v1/checkout-links/";
 pub const LIST: &str = "GET /v1/checkout-links/";
+pub const ORDERS: &str = "GET /v1/orders/";
 pub const GET: &str = "GET /v1/checkout-links/{id}";
 pub const PATCH: &str = "PATCH /v1/checkout-links/{id}";
 pub const DELETE: &str = "DELETE /v1/checkout-links/{id}";
@@ -85,6 +86,8 @@ pub struct Options {
     /// Run in the control plane that has kube-controller-manager (namespace deletion, garbage
     /// collection).
     pub controllers: bool,
+    /// Campaign results on, with this refund re-scan interval.
+    pub campaign_results: Option<Duration>,
 }
 
 impl Default for Options {
@@ -97,6 +100,7 @@ impl Default for Options {
             rate_limit_window: Duration::from_secs(60),
             concurrency: 4,
             controllers: false,
+            campaign_results: None,
         }
     }
 }
@@ -186,6 +190,11 @@ impl Harness {
             deletion_grace: self.options.deletion_grace,
             concurrency: self.options.concurrency,
             polar_timeout: Duration::from_secs(5),
+            campaign_results: self.options.campaign_results.is_some(),
+            results_rescan_interval: self
+                .options
+                .campaign_results
+                .unwrap_or(Settings::default().results_rescan_interval),
             ..Settings::default()
         }
     }

@@ -218,6 +218,7 @@ async fn accounts_are_reused_and_the_idle_ones_dropped_when_a_new_one_is_made() 
             rate_share: 1.0,
             rate_limit: None,
             sweep_interval: Duration::from_secs(600),
+            results_rescan: Duration::from_secs(3600),
         },
         tx,
     );
