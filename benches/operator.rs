@@ -44,7 +44,13 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(kubeconfig: &std::path::Path, secret: &str, interval: u64, rate: u64) -> Operator {
+    fn start(
+        kubeconfig: &std::path::Path,
+        secret: &str,
+        interval: u64,
+        rate: u64,
+        extra: &[&str],
+    ) -> Operator {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -69,6 +75,7 @@ impl Operator {
                 "--log-level",
                 "warn",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -264,6 +271,7 @@ async fn run() {
         &format!("{ns}/polar"),
         interval,
         rate,
+        &[],
     );
     operator.ready().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -597,6 +605,7 @@ async fn run() {
         &format!("{ns}/polar"),
         interval,
         rate,
+        &[],
     );
     let deadline = Instant::now() + Duration::from_secs(3600);
     while operator
@@ -626,6 +635,63 @@ async fn run() {
         measured: not_ready.load(std::sync::atomic::Ordering::Relaxed) as f64,
         unit: "samples",
         goal: 0.0,
+        ceiling: true,
+    });
+    operator.stop();
+
+    // P9: campaign results: 250 new orders through N links in one interval.
+    let orders = env_or("BENCH_ORDERS", 250) as usize;
+    say(&format!(
+        "P9: campaign results, {orders} orders through {n} links"
+    ));
+    let operator = Operator::start(
+        plane.kubeconfig_path(),
+        &format!("{ns}/polar"),
+        interval,
+        rate,
+        &["--campaign-results"],
+    );
+    wait("every link with results", Duration::from_secs(3600), || {
+        store
+            .state()
+            .iter()
+            .all(|l| l.status.as_ref().is_some_and(|s| s.results.is_some()))
+    })
+    .await;
+    let ids: Vec<String> = store
+        .state()
+        .iter()
+        .filter_map(|l| l.status.as_ref()?.id.clone())
+        .collect();
+    emulator.reset_counters();
+    let mut rng = rand::rng();
+    for _ in 0..orders {
+        let id = &ids[rand::Rng::random_range(&mut rng, 0..ids.len())];
+        emulator
+            .buy(id, polar_emulator::BuyOptions::default())
+            .expect("a purchase");
+    }
+    let counted = |store: &Store<CheckoutLink>| -> i64 {
+        store
+            .state()
+            .iter()
+            .filter_map(|l| Some(l.status.as_ref()?.results.as_ref()?.orders))
+            .sum()
+    };
+    let took = wait("every order counted", Duration::from_secs(600), || {
+        counted(&store) == orders as i64
+    })
+    .await;
+    let orders_calls = calls(&emulator.counters(), "GET /v1/orders/");
+    rows.push(Row {
+        id: "P9",
+        figure: format!(
+            "orders calls until {orders} new orders through {n} links are counted ({:.1} s)",
+            took.as_secs_f64()
+        ),
+        measured: orders_calls as f64,
+        unit: "calls",
+        goal: orders.div_ceil(100) as f64 + 1.0,
         ceiling: true,
     });
     operator.stop();

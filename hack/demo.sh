@@ -91,6 +91,7 @@ echo "Secret $namespace/$secret holds the token and server http://$emulator_addr
 step "starting the operator (log: .local/operator.log; metrics on http://$metrics_addr/metrics)"
 target/debug/checkout-link-operator --kubeconfig "$kubeconfig" \
   --default-credentials-secret "$namespace/$secret" --metrics-addr "$metrics_addr" \
+  --campaign-results --resync-interval 15s \
   >"$local_dir/operator.log" 2>&1 &
 operator_pid=$!
 sleep 0.5
@@ -113,6 +114,34 @@ kubectl get checkoutlinks -n "$namespace" -o wide
 step "share URLs (status.shareUrl)"
 kubectl get checkoutlinks -n "$namespace" \
   -o jsonpath='{range .items[*]}{.metadata.name}{"\n    "}{.status.shareUrl}{"\n"}{end}'
+
+step "campaign results: three purchases through the example links (the emulator's buy control)"
+buy() { # link name, JSON body
+  local id
+  id=$(kubectl get checkoutlink "$1" -n "$namespace" -o jsonpath='{.status.id}')
+  curl -fsS -X POST -H 'content-type: application/json' -d "$2" \
+    "http://$emulator_addr/__emulator/checkout-links/$id/buy" >/dev/null
+  echo "    bought through $1 $2"
+}
+buy launch-email '{"query": {"utm_source": "newsletter"}}'
+buy launch-email '{}'
+buy ebook-no-codes '{}'
+echo "waiting for the next orders sweep (one per organisation per resync interval, 15 s here)"
+counted=""
+for _ in $(seq 1 120); do
+  a=$(kubectl get checkoutlink launch-email -n "$namespace" -o jsonpath='{.status.results.orders}')
+  b=$(kubectl get checkoutlink ebook-no-codes -n "$namespace" -o jsonpath='{.status.results.orders}')
+  if [ "$a" = 2 ] && [ "$b" = 1 ]; then counted=1; break; fi
+  sleep 1
+done
+if [ -z "$counted" ]; then
+  echo "the orders were not counted (launch-email: ${a:-none}, ebook-no-codes: ${b:-none})" >&2
+  tail -n 40 "$local_dir/operator.log" >&2 || true
+  exit 1
+fi
+kubectl get checkoutlinks -n "$namespace" -o wide
+kubectl get checkoutlinks -n "$namespace" \
+  -o jsonpath='{range .items[*]}{"    "}{.metadata.name}{": "}{.status.results.summary}{" by utm_source: "}{.status.results.utmSources}{"\n"}{end}'
 
 step "one manifest, two environments (examples/two-environments): Acme plays sandbox, Globex production"
 globex=$(awk '$1 == "-" && $2 == "token:" && $3 ~ /^polar_oat_Globex/ {print $3; exit}' examples/emulator-seed.yaml)

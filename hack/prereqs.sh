@@ -42,6 +42,7 @@ fi
 command -v cc >/dev/null || command -v gcc >/dev/null ||
   need "a C compiler and linker for Rust: apt-get install build-essential"
 command -v git >/dev/null || need "git: apt-get install git"
+command -v curl >/dev/null || need "curl (make demo buys through the emulator with it): apt-get install curl"
 command -v flock >/dev/null || need "flock (util-linux): apt-get install util-linux"
 if ! command -v lua5.4 >/dev/null && [ "$(id -u)" != 0 ] && ! command -v apt-get >/dev/null; then
   need "lua5.4 with lua-cjson (make test installs them with apt-get when run as root)"

@@ -41,6 +41,12 @@ fn the_demo_brings_every_example_link_to_ready_and_cleans_up() {
         );
     }
     assert!(
+        stdout.contains("launch-email: 2 orders, ")
+            && stdout.contains(r#"[{"orders":1,"source":"newsletter"}]"#)
+            && stdout.contains("ebook-no-codes: 1 order, "),
+        "campaign results:\n{stdout}"
+    );
+    assert!(
         stdout.contains("?utm_source=newsletter&utm_medium=email&utm_campaign=launch"),
         "{stdout}"
     );

@@ -82,13 +82,17 @@ pub(super) async fn cleanup(ctx: &Context, link: &CheckoutLink) -> Result<Action
             })
         }
         Err(e) => Err(Error::from(e)),
-        Ok(credentials) => match ctx.polar.account(&credentials) {
-            Err(source) => Err(Error::Polar {
-                step: "connect",
-                source,
-            }),
-            Ok(account) => remove(ctx, link, &uid, &memory, &account, orphan).await,
-        },
+        Ok(credentials) => {
+            // Its orders no longer need counting (nor keeping in memory).
+            ctx.polar.forget_results(&credentials.server, &uid);
+            match ctx.polar.account(&credentials) {
+                Err(source) => Err(Error::Polar {
+                    step: "connect",
+                    source,
+                }),
+                Ok(account) => remove(ctx, link, &uid, &memory, &account, orphan).await,
+            }
+        }
     };
     match result {
         Ok(Removal::Done { deleted, orphaned }) => {
