@@ -14,7 +14,8 @@
 //! - `orphaned_links_total`: links left in Polar when a deletion gave up after its grace;
 //! - `links_by_sellable_reason{reason}`: CheckoutLinks by the reason of their `Sellable`
 //!   condition (`Sellable`, `SomeProductsUnavailable`, `ProductsUnavailable`,
-//!   `DiscountNotStarted`, `DiscountExpired`, `DiscountExhausted`).
+//!   `DiscountNotStarted`, `DiscountExpired`, `DiscountExhausted`);
+//! - `paused_resources`: CheckoutLinks paused by `polar.sh/paused` (a forgotten pause shows).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +70,7 @@ pub struct Metrics {
     status_writes: Counter,
     orphaned: Counter,
     sellable: Family<ReasonLabel, Gauge>,
+    paused: Gauge,
 }
 
 /// Label set `{reason}`.
@@ -158,7 +160,14 @@ impl Metrics {
             "CheckoutLinks by the reason of their Sellable condition (Sellable: they sell as declared)",
             sellable.clone(),
         );
+        let paused = Gauge::default();
+        registry.register(
+            "paused_resources",
+            "CheckoutLinks paused by the polar.sh/paused annotation (no Polar call for them)",
+            paused.clone(),
+        );
         Metrics {
+            paused,
             sellable,
             registry,
             reconciles,
@@ -215,6 +224,11 @@ impl Metrics {
         for (reason, n) in counts {
             self.sellable.get_or_create(&ReasonLabel { reason }).set(*n);
         }
+    }
+
+    /// Sets the number of paused resources.
+    pub fn set_paused(&self, n: i64) {
+        self.paused.set(n);
     }
 
     /// Counts a status patch.

@@ -116,6 +116,7 @@ fn reconciled(
         resolved: None,
         exported_to: None,
         results: None,
+        sync_request: None,
     };
     link.status = Some(build_status(link.status.as_ref(), &outcome, &time(at)));
     link
@@ -212,6 +213,7 @@ fn cases() -> Vec<Case> {
         resolved: None,
         exported_to: None,
         results: None,
+        sync_request: None,
     };
     cannot_sell.status = Some(build_status(
         cannot_sell.status.as_ref(),

@@ -31,6 +31,12 @@ pub use status::{
 pub const FINALIZER: &str = "polar.sh/checkout-link-cleanup";
 /// Annotation that adopts an existing Polar checkout link instead of creating a new one.
 pub const ADOPT_ANNOTATION: &str = "polar.sh/checkout-link-id";
+/// Annotation that pauses every Polar call for the resource while its value is `true`
+/// (a `Paused` condition says so; deletion waits until the pause is lifted).
+pub const PAUSE_ANNOTATION: &str = "polar.sh/paused";
+/// Annotation whose every new value asks for an immediate reconcile that reads the link from
+/// Polar; the value handled is echoed in `status.lastSyncRequest`.
+pub const SYNC_ANNOTATION: &str = "polar.sh/sync-requested";
 /// Field manager for server-side apply, and the reporter of events.
 pub const MANAGER: &str = "checkout-link-operator";
 /// Polar metadata key the operator writes on every link it creates: the resource's UID, so that

@@ -34,6 +34,10 @@ pub struct CheckoutLinkStatus {
     /// when the export moves or the resource goes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exported_to: Option<String>,
+    /// The value of the `polar.sh/sync-requested` annotation last handled (a script that sets
+    /// a new value waits for it here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_request: Option<String>,
     /// Orders and revenue through this link (when the operator counts campaign results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<CampaignResults>,

@@ -10,7 +10,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tokio::time::Instant;
 
-use crate::crd::{ADOPT_ANNOTATION, CheckoutLink};
+use crate::crd::{ADOPT_ANNOTATION, CheckoutLink, SYNC_ANNOTATION};
 use crate::crd::{CheckoutLinkStatus, ResolvedRefs};
 use crate::error::Error;
 use crate::polar::account::Account;
@@ -131,6 +131,7 @@ async fn sync(
         uid,
         search_from: search_from(ctx, link, memory),
         changed: status.and_then(|s| s.observed_generation) != link.metadata.generation,
+        fresh: sync_requested(link),
     };
     let (observed, duplicates) = match observe(account, &known_ref).await {
         Ok(Observation::Found {
@@ -268,6 +269,20 @@ async fn campaign_results(
     })
 }
 
+/// The value of the sync annotation, if set.
+fn sync_request(link: &CheckoutLink) -> Option<String> {
+    link.annotations().get(SYNC_ANNOTATION).cloned()
+}
+
+/// Whether the sync annotation carries a value not handled yet.
+fn sync_requested(link: &CheckoutLink) -> bool {
+    let handled = link
+        .status
+        .as_ref()
+        .and_then(|s| s.last_sync_request.as_ref());
+    sync_request(link).is_some_and(|v| Some(&v) != handled)
+}
+
 fn unresolved(u: Unresolved) -> Error {
     match u {
         Unresolved::NoMatch(m) => Error::Unresolved(m),
@@ -334,6 +349,7 @@ async fn succeeded(
 ) -> Result<Action, Error> {
     let mut outcome = Outcome {
         results,
+        sync_request: sync_request(link),
         resolved: Some(resolved),
         exported_to: None,
         generation: link.metadata.generation,
@@ -425,6 +441,7 @@ async fn failed(
         resolved: None,
         exported_to: None,
         results: None,
+        sync_request: sync_request(link),
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;

@@ -312,6 +312,7 @@ async fn delete_failed(
         resolved: None,
         exported_to: None,
         results: None,
+        sync_request: None,
     };
     let status = build_status(link.status.as_ref(), &outcome, &now());
     ctx.patch_status(link, &status).await?;

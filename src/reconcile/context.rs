@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::Settings;
-use crate::crd::{ADOPT_ANNOTATION, CheckoutLink, CheckoutLinkStatus, MANAGER};
+use crate::crd::{ADOPT_ANNOTATION, CheckoutLink, CheckoutLinkStatus, MANAGER, SYNC_ANNOTATION};
 use crate::error::{CredentialsError, Error};
 use crate::metrics::Metrics;
 use crate::polar::pool::Pool;
@@ -110,6 +110,7 @@ impl Context {
                 self.polar.revisions(s, id.as_deref(), uid)
             }),
             catalog: server.map_or(0, |s| self.polar.catalog_revision(s)),
+            sync: link.annotations().get(SYNC_ANNOTATION).cloned(),
             results: match server {
                 Some(s) if self.settings.campaign_results => self.polar.results_revision(s, uid),
                 _ => (0, false),
@@ -251,6 +252,11 @@ impl Context {
     }
 
     /// Resources by the reason of their `Sellable` condition.
+    /// How many resources are paused.
+    pub(super) fn paused_count(&self) -> i64 {
+        self.memory().values().filter(|m| m.paused).count() as i64
+    }
+
     fn sellable_counts(&self) -> Vec<(&'static str, i64)> {
         let memory = self.memory();
         super::sellable::REASONS

@@ -27,6 +27,8 @@ pub struct Inputs {
     /// The revision of the resource's orders, and whether the orders sweep fails (when
     /// campaign results are on).
     pub results: (u64, bool),
+    /// The sync annotation's value (a new one is a request to reconcile now).
+    pub sync: Option<String>,
 }
 
 /// "Nothing to do for these inputs until then" (`None`: until they change).
@@ -81,6 +83,8 @@ pub struct Memory {
     pub sellable: Option<String>,
     /// The last export failure reported (an event goes out when it changes).
     pub export_error: Option<String>,
+    /// The resource is paused (for the gauge).
+    pub paused: bool,
 }
 
 #[cfg(test)]
@@ -96,6 +100,7 @@ mod tests {
             observed: (Some(1), None),
             catalog: 0,
             results: (0, false),
+            sync: None,
         }
     }
 

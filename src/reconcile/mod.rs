@@ -32,6 +32,7 @@ pub mod execute;
 pub mod export;
 pub mod memory;
 pub mod observe;
+pub mod pause;
 pub mod plan;
 pub mod policy;
 pub mod resolve;
@@ -332,6 +333,10 @@ async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, E
     }
     let api: Api<CheckoutLink> = Api::namespaced(ctx.client.clone(), &namespace);
     let span = tracing::info_span!("reconcile", link = %format!("{namespace}/{}", link.name_any()));
+    if pause::is_paused(&link) {
+        return tracing::Instrument::instrument(pause::hold(&ctx, &link), span).await;
+    }
+    pause::resumed(&ctx, &link).await;
     let started = Instant::now();
     let result = tracing::Instrument::instrument(
         finalizer(&api, FINALIZER, link, |event| async {

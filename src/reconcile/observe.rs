@@ -44,6 +44,8 @@ pub struct Known<'a> {
     pub search_from: Option<Instant>,
     /// The spec changed since the status was written: do not wait for a cold mirror.
     pub changed: bool,
+    /// Read the link from Polar, not from the mirror (a sync request).
+    pub fresh: bool,
 }
 
 /// What observation found.
@@ -104,10 +106,14 @@ pub async fn observe(account: &Arc<Account>, known: &Known<'_>) -> Result<Observ
                 "the annotation {ADOPT_ANNOTATION} names the Polar link {adopt}, but this resource manages {id}; remove the annotation, or delete the resource and create it again to adopt {adopt}"
             )));
         }
-        let cached = orgs.iter().find_map(|o| o.mirror.get(id));
+        let cached = if known.fresh {
+            None
+        } else {
+            orgs.iter().find_map(|o| o.mirror.get(id))
+        };
         let found = match cached {
             Some(entry) => Some((*entry.link).clone()),
-            None if !warm && !known.changed => return Ok(Observation::Wait),
+            None if !warm && !known.changed && !known.fresh => return Ok(Observation::Wait),
             None => match account.get(id).await {
                 Ok(link) => Some(link),
                 Err(PolarError::NotFound) => None,

@@ -225,7 +225,12 @@ pub struct Outcome<'a> {
     pub exported_to: Option<Option<String>>,
     /// Campaign results; `None` keeps what the previous status said.
     pub results: Option<ResultsReport>,
+    /// The sync request this attempt handled; `None` keeps what the previous status said.
+    pub sync_request: Option<String>,
 }
+
+/// The `Paused` condition's type: written by the pause, dropped by any other status.
+pub const PAUSED: &str = "Paused";
 
 /// The `Results` condition's type.
 pub const RESULTS: &str = "Results";
@@ -397,12 +402,16 @@ pub fn build_status(
     // `Results` goes when results are off).
     let built: Vec<String> = conditions.iter().map(|c| c.type_.clone()).collect();
     for c in &previous.conditions {
-        let dropped = drop_results && c.type_ == RESULTS;
+        let dropped = (drop_results && c.type_ == RESULTS) || c.type_ == PAUSED;
         if !built.contains(&c.type_) && !dropped {
             conditions.push(c.clone());
         }
     }
     CheckoutLinkStatus {
+        last_sync_request: outcome
+            .sync_request
+            .clone()
+            .or_else(|| previous.last_sync_request.clone()),
         results,
         resolved: outcome
             .resolved
@@ -463,6 +472,7 @@ mod tests {
             resolved: None,
             exported_to: None,
             results: None,
+            sync_request: None,
         }
     }
 

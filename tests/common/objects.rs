@@ -108,6 +108,18 @@ impl Objects {
             .expect("patch spec")
     }
 
+    /// Merge-patches the annotations (a `null` value removes one).
+    pub async fn annotate(&self, name: &str, annotations: Value) -> CheckoutLink {
+        self.links
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": {"annotations": annotations} })),
+            )
+            .await
+            .expect("patch annotations")
+    }
+
     /// Deletes a CheckoutLink (the finalizer runs).
     pub async fn delete(&self, name: &str) {
         self.links
