@@ -3,7 +3,8 @@
 //! nothing here passes or fails (the fast cases of each fault are tests in
 //! `tests/operator_faults.rs`, run by `make test`).
 //!
-//! `FAULTS_KILL_CYCLES` (default 10, 10 runs each), `FAULTS_LINKS` (default 200).
+//! `FAULTS_KILL_CYCLES` (default 10, 10 runs each), `FAULTS_LINKS` (default 200),
+//! `FAULTS_ONLY` (a comma-separated list of sections, default all).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -137,12 +138,28 @@ async fn run() {
     let mut rows = Vec::new();
     let mut logs = Logs(Vec::new());
     let mut namespaces = Vec::new();
-    rows.extend(kill_runs(&mut logs, &mut namespaces).await);
-    rows.extend(flaky_polar(&mut logs, &mut namespaces).await);
-    rows.extend(apiserver_restarts(&mut logs).await);
-    rows.extend(namespace_deletions(&mut logs).await);
-    rows.extend(credentials_removed(&mut logs, &mut namespaces).await);
-    rows.extend(invalid_manifests(&mut logs, &mut namespaces).await);
+    // `FAULTS_ONLY=flaky,restarts` runs some sections (kills, flaky, restarts, namespaces,
+    // credentials, admission); the token search always runs, over what did.
+    let only = std::env::var("FAULTS_ONLY").unwrap_or_default();
+    let on = |name: &str| only.is_empty() || only.split(',').any(|s| s.trim() == name);
+    if on("kills") {
+        rows.extend(kill_runs(&mut logs, &mut namespaces).await);
+    }
+    if on("flaky") {
+        rows.extend(flaky_polar(&mut logs, &mut namespaces).await);
+    }
+    if on("restarts") {
+        rows.extend(apiserver_restarts(&mut logs).await);
+    }
+    if on("namespaces") {
+        rows.extend(namespace_deletions(&mut logs).await);
+    }
+    if on("credentials") {
+        rows.extend(credentials_removed(&mut logs, &mut namespaces).await);
+    }
+    if on("admission") {
+        rows.extend(invalid_manifests(&mut logs, &mut namespaces).await);
+    }
     rows.push(token_search(&logs, &namespaces).await);
     println!();
     println!("checkout-link-operator fault suite (make faults)");
@@ -278,8 +295,9 @@ async fn flaky_polar(logs: &mut Logs, namespaces: &mut Vec<(kube::Client, String
     let (client, ns) = common::namespace("faults-flaky").await;
     namespaces.push((client.clone(), ns.clone()));
     let objects = Objects::new(client, &ns);
+    // 40 per 10 s: below what 16 concurrent requests of 2 s each can send (8 per second).
     let emulator = emulator(polar_emulator::Config {
-        rate_limit: 120,
+        rate_limit: 40,
         rate_limit_window: Duration::from_secs(10),
         ..Default::default()
     })
@@ -326,30 +344,13 @@ async fn flaky_polar(logs: &mut Logs, namespaces: &mut Vec<(kube::Client, String
         .unwrap()
         .items;
     let ready_count = links.iter().filter(|l| ready(l)).count();
-    // Calls per link: its creates (by the owner tag in the body) and calls on its id.
+    // Every call, per link (a fault answered before the route has no body to attribute it
+    // by, so the figures are totals divided by links).
     let requests = emulator.requests();
-    let by_id: BTreeMap<String, String> = links
+    let posts = requests
         .iter()
-        .filter_map(|l| Some((l.status.as_ref()?.id.clone()?, l.uid()?)))
-        .collect();
-    let mut per: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &requests {
-        let uid = if r.method == "POST" {
-            r.body
-                .as_deref()
-                .and_then(|b| serde_json::from_str::<Value>(b).ok())
-                .and_then(|b| b["metadata"][OWNER].as_str().map(str::to_owned))
-        } else {
-            r.path
-                .rsplit('/')
-                .next()
-                .and_then(|id| by_id.get(id).cloned())
-        };
-        if let Some(uid) = uid {
-            *per.entry(uid).or_default() += 1;
-        }
-    }
-    let max_calls = per.values().max().copied().unwrap_or(0);
+        .filter(|r| r.method == "POST" && r.path.starts_with("/v1/checkout-links"))
+        .count();
     let inside = calls_inside_retry_after(&requests, Duration::from_secs(10));
     let limited = requests.iter().filter(|r| r.status == 429).count();
     op.kill();
@@ -364,10 +365,16 @@ async fn flaky_polar(logs: &mut Logs, namespaces: &mut Vec<(kube::Client, String
             goal: "all".into(),
         },
         Row {
-            figure: "… Polar calls for one link, at most".into(),
+            figure: "… Polar calls per link (every call, sweeps and retries, ÷ links)".into(),
             runs: n,
-            measured: max_calls.to_string(),
-            goal: "bounded".into(),
+            measured: format!("{:.2}", requests.len() as f64 / n as f64),
+            goal: "bounded (no storm)".into(),
+        },
+        Row {
+            figure: "… creates sent per link (POSTs ÷ links; 30% fail)".into(),
+            runs: n,
+            measured: format!("{:.2}", posts as f64 / n as f64),
+            goal: "≈ 1 ÷ 0.7 = 1.43".into(),
         },
         Row {
             figure: format!("… calls made inside a Retry-After window ({limited} answers 429)"),

@@ -7,10 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use checkout_link_operator::polar::http::HttpClient;
-use checkout_link_operator::polar::{
-    CheckoutLinks, Credentials, LinkFields, MetaValue, Server, Token,
-};
+use checkout_link_operator::polar::{CheckoutLinks, LinkFields, MetaValue};
 use common::*;
 use kube::ResourceExt;
 use polar_emulator::FaultRule;
@@ -27,19 +24,6 @@ fn tagged(h: &Harness, uid: &str) -> Vec<Value> {
         .into_iter()
         .filter(|l| l["metadata"][OWNER_KEY] == uid)
         .collect()
-}
-
-fn polar_client(h: &Harness) -> HttpClient {
-    let credentials = Credentials {
-        token: Token::new(TOKEN),
-        server: Server::parse(&h.emulator.base_url()).unwrap(),
-    };
-    HttpClient::new(
-        credentials,
-        checkout_link_operator::polar::http::API_VERSION,
-        Duration::from_secs(5),
-    )
-    .unwrap()
 }
 
 /// Hole 1: after an out-of-band delete, the recreate's POST commits but its answer is lost;
@@ -104,7 +88,8 @@ async fn a_second_link_tagged_for_the_resource_is_deleted_with_an_event() {
     let uid = created.uid().unwrap();
     let kept = id(&h.wait_ready("one").await);
     // As a create whose answer was lost would have left it.
-    let extra = polar_client(&h)
+    let extra = h
+        .polar_client()
         .create(&LinkFields {
             products: vec![EBOOK.into()],
             allow_discount_codes: true,
@@ -170,7 +155,8 @@ async fn two_resources_claiming_one_link_end_in_a_conflict_without_writes() {
         },
     )
     .await;
-    let existing = polar_client(&h)
+    let existing = h
+        .polar_client()
         .create(&LinkFields {
             products: vec![EBOOK.into()],
             allow_discount_codes: true,
@@ -379,7 +365,7 @@ async fn a_link_a_sweep_missed_is_confirmed_not_recreated() {
     )
     .await;
     // 100 links someone else made, then ours: it is the first of page 2.
-    let polar = polar_client(&h);
+    let polar = h.polar_client();
     for _ in 0..100 {
         polar
             .create(&LinkFields {

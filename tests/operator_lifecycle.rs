@@ -5,10 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use checkout_link_operator::polar::http::HttpClient;
-use checkout_link_operator::polar::{
-    CheckoutLinks, Credentials, LinkFields, MetaValue, Server, Token,
-};
+use checkout_link_operator::polar::{CheckoutLinks, LinkFields, MetaValue};
 use common::*;
 use kube::ResourceExt;
 use serde_json::{Value, json};
@@ -381,24 +378,11 @@ async fn deleting_a_resource_deletes_its_link_unless_the_policy_is_orphan() {
     h.finish().await;
 }
 
-/// A client of the emulator with the demo token, for setting up links out of band.
-fn polar_client(h: &Harness) -> HttpClient {
-    let credentials = Credentials {
-        token: Token::new(TOKEN),
-        server: Server::parse(&h.emulator.base_url()).unwrap(),
-    };
-    HttpClient::new(
-        credentials,
-        checkout_link_operator::polar::http::API_VERSION,
-        Duration::from_secs(5),
-    )
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_annotated_resource_adopts_the_existing_link() {
     let h = Harness::start("adopt", Options::default()).await;
-    let existing = polar_client(&h)
+    let existing = h
+        .polar_client()
         .create(&LinkFields {
             products: vec![EBOOK.into()],
             label: Some("made by hand".into()),
@@ -519,7 +503,8 @@ async fn a_link_created_before_a_crash_is_found_again_instead_of_duplicated() {
         .create("survivor", json!({"products": [EBOOK], "label": "L"}))
         .await;
     let uid = created.uid().unwrap();
-    let orphan = polar_client(&h)
+    let orphan = h
+        .polar_client()
         .create(&LinkFields {
             products: vec![EBOOK.into()],
             label: Some("L".into()),

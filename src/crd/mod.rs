@@ -18,8 +18,8 @@ mod parts;
 mod policy;
 mod status;
 pub use parts::{
-    DeletionPolicy, DiscountSpec, ExportKeys, ExportSpec, ProductRef, ProductSelector,
-    SecretKeyRef, TrialInterval, TrialSpec, UrlParameters,
+    DeletionPolicy, DiscountSpec, ExportKeys, ExportSpec, ManagementPolicy, ProductRef,
+    ProductSelector, SecretKeyRef, TrialInterval, TrialSpec, UrlParameters,
 };
 pub use policy::{METADATA_POLICY, metadata_policy_yaml};
 pub use status::{
@@ -67,6 +67,7 @@ pub const MAX_USER_METADATA_KEYS: usize = 49;
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","description":"Why the link is (not) ready"}"#,
     printcolumn = r#"{"name":"Sellable","type":"string","jsonPath":".status.conditions[?(@.type==\"Sellable\")].status","description":"Whether buyers can pay as declared (products available, preset discount live)"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url","description":"The checkout link URL"}"#,
+    printcolumn = r#"{"name":"Policy","type":"string","priority":1,"jsonPath":".spec.managementPolicy","description":"Observe: the operator only reads the link"}"#,
     printcolumn = r#"{"name":"Polar ID","type":"string","priority":1,"jsonPath":".status.id","description":"The checkout link id in Polar"}"#,
     printcolumn = r#"{"name":"Results","type":"string","priority":1,"jsonPath":".status.results.summary","description":"Orders and net revenue through this link (campaign results)"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -157,6 +158,10 @@ pub struct CheckoutLinkSpec {
     // with it the enum's description, over the field's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+
+    // Documented on `ManagementPolicy` (as for `deletionPolicy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<ManagementPolicy>,
 
     /// Writes the link's URL, share URL and id into a ConfigMap of this resource's namespace,
     /// for a website to read (a container's `env` with `configMapKeyRef`, or a mounted volume).

@@ -64,6 +64,21 @@ pub enum DeletionPolicy {
     Orphan,
 }
 
+/// What the operator may do with the Polar link: `Full` (default) creates, updates and deletes
+/// it to match the spec; `Observe` only reads the link named by the annotation
+/// `polar.sh/checkout-link-id` — status, sellability and results are kept current and drift
+/// from the spec is reported in the `Synced` condition, but the operator never creates,
+/// changes, tags or deletes it, and deleting this resource leaves it alone. Switching to
+/// `Full` adopts the link.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ManagementPolicy {
+    /// Create, update and delete the link.
+    #[default]
+    Full,
+    /// Only read the link named by the adoption annotation.
+    Observe,
+}
+
 /// Query parameters Polar's checkout page understands; each one set here is appended to the
 /// link URL in `status.shareUrl`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

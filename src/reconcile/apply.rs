@@ -22,6 +22,7 @@ use super::execute::{self, Done, Failure};
 use super::export;
 use super::memory::{Inputs, Memory};
 use super::observe::{Known, Observation, observe};
+use super::observe_only;
 use super::plan::{self, AdoptedBy, Plan};
 use super::policy::{self, Retry, Situation};
 use super::resolve::{self, Resolution, Unresolved};
@@ -37,9 +38,15 @@ const WAIT_FOR_MIRROR: Duration = Duration::from_secs(30);
 
 /// What one attempt came to.
 enum Attempt {
-    /// Done; with what the references stood for (`None`: the spec has none), and the campaign
-    /// results (`None`: nothing to say).
-    Done(Done, Option<ResolvedRefs>, Option<ResultsReport>),
+    /// Done; with what the references stood for (`None`: the spec has none), the campaign
+    /// results (`None`: nothing to say), and for an observe-only resource the fields in which
+    /// the link differs from the spec.
+    Done(
+        Done,
+        Option<ResolvedRefs>,
+        Option<ResultsReport>,
+        Option<Vec<&'static str>>,
+    ),
     Failed(Failure),
     /// A mirror must be swept first; nothing was done.
     Wait,
@@ -80,8 +87,8 @@ pub(super) async fn apply(ctx: &Context, link: &CheckoutLink) -> Result<Action, 
         },
     };
     let (action, label) = match attempt {
-        Attempt::Done(done, resolved, results) => (
-            succeeded(ctx, link, &uid, inputs, done, resolved, results).await?,
+        Attempt::Done(done, resolved, results, drift) => (
+            succeeded(ctx, link, &uid, inputs, done, (resolved, results, drift)).await?,
             "ok",
         ),
         Attempt::Wait => (Action::requeue(WAIT_FOR_MIRROR), "waiting"),
@@ -123,6 +130,21 @@ async fn sync(
         Ok(desired) => desired,
         Err(m) => return Attempt::Failed(Failure::new(activity, Error::InvalidSpec(m))),
     };
+    if observe_only::is_observe_only(link) {
+        return match observe_only::read(account, link, sync_requested(link)).await {
+            Ok(observe_only::Seen::Wait) => Attempt::Wait,
+            Err(error) => Attempt::Failed(Failure::new(Activity::Observing, error)),
+            Ok(observe_only::Seen::Found(found)) => {
+                ctx.remember(uid, |m| {
+                    m.known = Some((found.id.clone(), found.url.clone()))
+                });
+                let drift = observe_only::drift(&desired, &found.fields);
+                let org = found.organization_id.clone();
+                let results = campaign_results(ctx, link, uid, account, &org).await;
+                Attempt::Done(Done::InSync(*found), resolved, results, Some(drift))
+            }
+        };
+    }
     let known_ref = Known {
         id: known.as_ref().map(|(id, _)| id.as_str()),
         url: known.as_ref().and_then(|(_, url)| url.as_deref()),
@@ -161,7 +183,7 @@ async fn sync(
             }
             let org = l.organization_id.clone();
             let results = campaign_results(ctx, link, uid, account, &org).await;
-            Attempt::Done(done, resolved, results)
+            Attempt::Done(done, resolved, results, None)
         }
         Err(failure) => {
             if creates {
@@ -344,8 +366,11 @@ async fn succeeded(
     uid: &str,
     inputs: Inputs,
     done: Done,
-    resolved: Option<ResolvedRefs>,
-    results: Option<ResultsReport>,
+    (resolved, results, drift): (
+        Option<ResolvedRefs>,
+        Option<ResultsReport>,
+        Option<Vec<&'static str>>,
+    ),
 ) -> Result<Action, Error> {
     let mut outcome = Outcome {
         results,
@@ -358,10 +383,17 @@ async fn succeeded(
         phase: Phase::Ready,
         sellable: Some(sellable::assess(done.link(), Timestamp::now())),
     };
-    let mut status = build_status(link.status.as_ref(), &outcome, &now());
+    let build = |outcome: &Outcome<'_>| {
+        let status = build_status(link.status.as_ref(), outcome, &now());
+        match &drift {
+            Some(drift) => observe_only::observed_status(status, drift, &now()),
+            None => status,
+        }
+    };
+    let mut status = build(&outcome);
     if let Some(to) = exported(ctx, link, &status).await {
         outcome.exported_to = Some(to);
-        status = build_status(link.status.as_ref(), &outcome, &now());
+        status = build(&outcome);
     }
     ctx.patch_status(link, &status).await?;
     ctx.publish_sellable(link, &status).await;

@@ -65,10 +65,12 @@ pub(super) async fn cleanup(ctx: &Context, link: &CheckoutLink) -> Result<Action
     }
     let known = Context::known_link(link, &memory);
     let orphan = link.spec.deletion_policy == Some(DeletionPolicy::Orphan);
-    // Nothing was ever created as far as anyone knows: nothing to delete, no call to make.
-    if known.is_none()
-        && memory.uncertain_since.is_none()
-        && !ctx.may_have_been_handled_before(link, &memory)
+    // Nothing was ever created as far as anyone knows (or the link is only observed): nothing
+    // to delete, no call to make.
+    if super::observe_only::is_observe_only(link)
+        || known.is_none()
+            && memory.uncertain_since.is_none()
+            && !ctx.may_have_been_handled_before(link, &memory)
     {
         return finished(ctx, link, &uid, Vec::new(), None, started).await;
     }

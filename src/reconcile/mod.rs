@@ -32,6 +32,7 @@ pub mod execute;
 pub mod export;
 pub mod memory;
 pub mod observe;
+pub mod observe_only;
 pub mod pause;
 pub mod plan;
 pub mod policy;

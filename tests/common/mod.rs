@@ -261,6 +261,21 @@ impl Harness {
             .unwrap_or_else(|| panic!("the emulator has no live link {id}"))
     }
 
+    /// A client of the emulator with the demo token, for setting up links out of band.
+    pub fn polar_client(&self) -> checkout_link_operator::polar::http::HttpClient {
+        use checkout_link_operator::polar::{Credentials, Server, Token};
+        let credentials = Credentials {
+            token: Token::new(TOKEN),
+            server: Server::parse(&self.emulator.base_url()).unwrap(),
+        };
+        checkout_link_operator::polar::http::HttpClient::new(
+            credentials,
+            checkout_link_operator::polar::http::API_VERSION,
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    }
+
     /// Stops the controller and the emulator.
     pub async fn finish(mut self) {
         self.stop_controller().await;
