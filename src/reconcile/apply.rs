@@ -10,27 +10,25 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tokio::time::Instant;
 
+use crate::crd::ResolvedRefs;
 use crate::crd::{ADOPT_ANNOTATION, CheckoutLink, SYNC_ANNOTATION};
-use crate::crd::{CheckoutLinkStatus, ResolvedRefs};
 use crate::error::Error;
+use crate::polar::Link;
 use crate::polar::account::Account;
-use crate::polar::{Link, PolarError};
 
 use super::context::{Context, jitter, now};
 use super::credentials::credentials_ref;
 use super::execute::{self, Done, Failure};
 use super::export;
+use super::lookup::{campaign_results, references};
 use super::memory::{Inputs, Memory};
 use super::observe::{Known, Observation, observe};
 use super::observe_only;
 use super::plan::{self, AdoptedBy, Plan};
 use super::policy::{self, Retry, Situation};
-use super::resolve::{self, Resolution, Unresolved};
-use super::results;
+use super::resolve;
 use super::sellable;
-use super::status::{
-    Activity, LinkInfo, Outcome, Phase, RESULTS, ResultsReport, build_status, condition,
-};
+use super::status::{Activity, LinkInfo, Outcome, Phase, ResultsReport, build_status};
 
 /// How long a resource waits for a mirror before looking again by itself (its sweep report
 /// normally wakes it much sooner).
@@ -197,100 +195,6 @@ async fn sync(
     }
 }
 
-/// What the spec's references stand for in the link's organisation; `None` while the
-/// organisation's catalog is being read (its sweep wakes the resource).
-async fn references(
-    link: &CheckoutLink,
-    uid: &str,
-    account: &Arc<Account>,
-) -> Result<Option<Resolution>, Error> {
-    let (products, discounts) = resolve::needs(&link.spec);
-    if !products && !discounts {
-        return resolve::resolve(&link.spec, None)
-            .map(Some)
-            .map_err(unresolved);
-    }
-    let orgs = account.orgs().await.map_err(|source| Error::Polar {
-        step: "get",
-        source,
-    })?;
-    let status_org = link
-        .status
-        .as_ref()
-        .and_then(|s| s.organization_id.as_deref());
-    let org = orgs
-        .iter()
-        .find(|o| o.id().is_some_and(|id| Some(id) == status_org))
-        .or_else(|| orgs.first())
-        .ok_or_else(|| Error::Unresolved("the credentials' organisation is not known".into()))?;
-    org.want_catalog(products, discounts, uid);
-    let catalog = match org.catalog().0 {
-        None => return Ok(None),
-        Some(Ok(catalog)) => catalog,
-        Some(Err(PolarError::Forbidden { message })) => {
-            let scopes = match (products, discounts) {
-                (true, true) => "products:read and discounts:read",
-                (true, false) => "products:read",
-                _ => "discounts:read",
-            };
-            return Err(Error::ScopeMissing(format!(
-                "naming products by metadata or name, or a discount by code, needs the token scope {scopes}: {message}"
-            )));
-        }
-        Some(Err(source)) => {
-            return Err(Error::Polar {
-                step: "list",
-                source,
-            });
-        }
-    };
-    resolve::resolve(&link.spec, Some(&catalog))
-        .map(Some)
-        .map_err(unresolved)
-}
-
-/// The campaign results of the resource, whose link belongs to `org_id`: counted from its
-/// organisation's orders sweep (which it asks for), `Off` when they are off but the status
-/// still has some, `None` when there is nothing new to say.
-async fn campaign_results(
-    ctx: &Context,
-    link: &CheckoutLink,
-    uid: &str,
-    account: &Arc<Account>,
-    org_id: &str,
-) -> Option<ResultsReport> {
-    let previous = link.status.as_ref();
-    let counted = previous.and_then(|s| s.results.as_ref());
-    let reported = condition(previous, RESULTS).is_some();
-    if !ctx.settings.campaign_results || link.spec.campaign_results == Some(false) {
-        ctx.polar.forget_results(account.server(), uid);
-        return (counted.is_some() || reported).then_some(ResultsReport::Off);
-    }
-    let orgs = account.orgs().await.ok()?;
-    let org = orgs
-        .iter()
-        .find(|o| o.id().is_some_and(|id| id.eq_ignore_ascii_case(org_id)))?;
-    org.want_results(uid, results::counted_through(counted));
-    Some(match org.results(uid) {
-        // After a restart the status keeps what it counted until the first sweep.
-        None if reported => return None,
-        None => ResultsReport::Pending,
-        Some(Ok(view)) => ResultsReport::Counted(results::fold(counted, &view, Timestamp::now())),
-        Some(Err(PolarError::Forbidden { message })) => ResultsReport::Failing(
-            "ScopeMissing",
-            format!(
-                "campaign results need the token scope orders:read (the link itself is unaffected): {message}"
-            ),
-        ),
-        Some(Err(error)) => ResultsReport::Failing(
-            "OrdersUnreadable",
-            format!(
-                "the organisation's orders could not be read; the results are as of the last read: {error}"
-            ),
-        ),
-    })
-}
-
 /// The value of the sync annotation, if set.
 fn sync_request(link: &CheckoutLink) -> Option<String> {
     link.annotations().get(SYNC_ANNOTATION).cloned()
@@ -303,13 +207,6 @@ fn sync_requested(link: &CheckoutLink) -> bool {
         .as_ref()
         .and_then(|s| s.last_sync_request.as_ref());
     sync_request(link).is_some_and(|v| Some(&v) != handled)
-}
-
-fn unresolved(u: Unresolved) -> Error {
-    match u {
-        Unresolved::NoMatch(m) => Error::Unresolved(m),
-        Unresolved::Ambiguous(m) => Error::Ambiguous(m),
-    }
 }
 
 /// From when the owner index must have been swept before concluding that no link exists:
@@ -391,7 +288,7 @@ async fn succeeded(
         }
     };
     let mut status = build(&outcome);
-    if let Some(to) = exported(ctx, link, &status).await {
+    if let Some(to) = export::exported(ctx, link, &status).await {
         outcome.exported_to = Some(to);
         status = build(&outcome);
     }
@@ -404,49 +301,6 @@ async fn succeeded(
         ctx.publish(link, type_, reason, action, note).await;
     }
     Ok(Action::requeue(resync))
-}
-
-/// Writes the export (moving it when its ConfigMap changed); the ConfigMap now holding the
-/// keys, or `None` when nothing changed. A failure is reported (log, Warning event), not
-/// retried in a loop: the next reconcile tries again.
-async fn exported(
-    ctx: &Context,
-    link: &CheckoutLink,
-    status: &CheckoutLinkStatus,
-) -> Option<Option<String>> {
-    let before = link.status.as_ref().and_then(|s| s.exported_to.clone());
-    let target = link.spec.export.as_ref().map(|e| e.config_map.clone());
-    let mut result = Ok(());
-    if let Some(old) = before.as_ref().filter(|old| Some(*old) != target.as_ref()) {
-        result = export::remove(&ctx.client, link, old).await;
-    }
-    if let (Ok(()), Some(spec)) = (&result, &link.spec.export)
-        && let Some(data) = export::wanted(&link.name_any(), spec, status)
-    {
-        result = export::apply(&ctx.client, link, spec, &data).await;
-    }
-    let uid = link.uid().unwrap_or_default();
-    match result {
-        Ok(()) => {
-            ctx.remember(&uid, |m| m.export_error = None);
-            (before != target).then_some(target)
-        }
-        Err(error) => {
-            let note = format!("could not write the export: {error}");
-            let new = ctx.remember(&uid, |m| {
-                let new = m.export_error.as_deref() != Some(note.as_str());
-                m.export_error = Some(note.clone());
-                new
-            });
-            if new {
-                ctx.publish(link, EventType::Warning, "ExportFailed", "Export", note)
-                    .await;
-            } else {
-                tracing::debug!(%note, "export still failing");
-            }
-            None
-        }
-    }
 }
 
 /// Not in sync: the status says why, a Warning event goes out if that is new, and the next

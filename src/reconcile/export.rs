@@ -9,9 +9,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::EventType;
 
 use crate::crd::{CheckoutLink, CheckoutLinkStatus, ExportSpec, MANAGER};
 use crate::error::Error;
+
+use super::context::Context;
 
 /// The annotation on a ConfigMap the operator created for an export.
 pub const CREATED_ANNOTATION: &str = "polar.sh/created-by";
@@ -130,6 +133,49 @@ pub async fn remove(client: &kube::Client, link: &CheckoutLink, name: &str) -> R
     .await
     .map_err(kube("ApplyConfigMap"))?;
     Ok(())
+}
+
+/// Writes the export (moving it when its ConfigMap changed); the ConfigMap now holding the
+/// keys, or `None` when nothing changed. A failure is reported (log, Warning event), not
+/// retried in a loop: the next reconcile tries again.
+pub(super) async fn exported(
+    ctx: &Context,
+    link: &CheckoutLink,
+    status: &CheckoutLinkStatus,
+) -> Option<Option<String>> {
+    let before = link.status.as_ref().and_then(|s| s.exported_to.clone());
+    let target = link.spec.export.as_ref().map(|e| e.config_map.clone());
+    let mut result = Ok(());
+    if let Some(old) = before.as_ref().filter(|old| Some(*old) != target.as_ref()) {
+        result = remove(&ctx.client, link, old).await;
+    }
+    if let (Ok(()), Some(spec)) = (&result, &link.spec.export)
+        && let Some(data) = wanted(&link.name_any(), spec, status)
+    {
+        result = apply(&ctx.client, link, spec, &data).await;
+    }
+    let uid = link.uid().unwrap_or_default();
+    match result {
+        Ok(()) => {
+            ctx.remember(&uid, |m| m.export_error = None);
+            (before != target).then_some(target)
+        }
+        Err(error) => {
+            let note = format!("could not write the export: {error}");
+            let new = ctx.remember(&uid, |m| {
+                let new = m.export_error.as_deref() != Some(note.as_str());
+                m.export_error = Some(note.clone());
+                new
+            });
+            if new {
+                ctx.publish(link, EventType::Warning, "ExportFailed", "Export", note)
+                    .await;
+            } else {
+                tracing::debug!(%note, "export still failing");
+            }
+            None
+        }
+    }
 }
 
 #[cfg(test)]

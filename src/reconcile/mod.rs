@@ -30,6 +30,7 @@ pub mod context;
 pub mod credentials;
 pub mod execute;
 pub mod export;
+mod lookup;
 pub mod memory;
 pub mod observe;
 pub mod observe_only;

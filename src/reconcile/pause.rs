@@ -3,7 +3,7 @@
 //! until the pause is lifted. A `Paused` condition and an event say so, and a gauge counts
 //! paused resources so that a forgotten pause shows. Any later status drops the condition.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -12,7 +12,7 @@ use crate::crd::{CheckoutLink, CheckoutLinkStatus, PAUSE_ANNOTATION};
 use crate::error::Error;
 
 use super::context::{Context, now};
-use super::status::{PAUSED, condition};
+use super::status::{PAUSED, condition, with_transition};
 
 /// Whether the resource is paused.
 pub fn is_paused(link: &CheckoutLink) -> bool {
@@ -24,20 +24,17 @@ pub fn is_paused(link: &CheckoutLink) -> bool {
 /// The status of a paused resource: the previous one, with `Paused=True`.
 pub fn paused_status(previous: Option<&CheckoutLinkStatus>, now: &Time) -> CheckoutLinkStatus {
     let mut status = previous.cloned().unwrap_or_default();
-    let since = condition(previous, PAUSED)
-        .filter(|c| c.status == "True")
-        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    let message = format!(
+        "the annotation {PAUSE_ANNOTATION} is true: no Polar call is made for this resource (nor its deletion) until it is removed"
+    );
+    let paused = with_transition(
+        &status.conditions,
+        (PAUSED, "True", "Paused", message),
+        previous.and_then(|s| s.observed_generation),
+        now,
+    );
     status.conditions.retain(|c| c.type_ != PAUSED);
-    status.conditions.push(Condition {
-        type_: PAUSED.to_owned(),
-        status: "True".to_owned(),
-        reason: "Paused".to_owned(),
-        message: format!(
-            "the annotation {PAUSE_ANNOTATION} is true: no Polar call is made for this resource (nor its deletion) until it is removed"
-        ),
-        observed_generation: previous.and_then(|s| s.observed_generation),
-        last_transition_time: since,
-    });
+    status.conditions.push(paused);
     status
 }
 

@@ -341,19 +341,12 @@ pub fn build_status(
     .collect();
     if let Some(s) = &outcome.sellable {
         let status = if s.sellable { "True" } else { "False" };
-        let last_transition_time = previous
-            .conditions
-            .iter()
-            .find(|c| c.type_ == SELLABLE && c.status == status)
-            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-        conditions.push(Condition {
-            type_: SELLABLE.to_owned(),
-            status: status.to_owned(),
-            reason: s.reason.to_owned(),
-            message: s.message.clone(),
-            observed_generation: generation,
-            last_transition_time,
-        });
+        conditions.push(with_transition(
+            &previous.conditions,
+            (SELLABLE, status, s.reason, s.message.clone()),
+            generation,
+            now,
+        ));
     }
     let mut results = previous.results.clone();
     let mut drop_results = false;
@@ -380,21 +373,12 @@ pub fn build_status(
             results = counted;
         }
         match condition {
-            Some((status, reason, message)) => {
-                let last_transition_time = previous
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == RESULTS && c.status == status)
-                    .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-                conditions.push(Condition {
-                    type_: RESULTS.to_owned(),
-                    status: status.to_owned(),
-                    reason: reason.to_owned(),
-                    message,
-                    observed_generation: generation,
-                    last_transition_time,
-                });
-            }
+            Some((status, reason, message)) => conditions.push(with_transition(
+                &previous.conditions,
+                (RESULTS, status, reason, message),
+                generation,
+                now,
+            )),
             None => drop_results = true,
         }
     }
@@ -428,6 +412,28 @@ pub fn build_status(
         organization_id,
         observed_generation: generation,
         conditions,
+    }
+}
+
+/// A condition `(type, status, reason, message)`, keeping the `lastTransitionTime` of the
+/// previous condition of that type while its status is unchanged.
+pub fn with_transition(
+    previous: &[Condition],
+    (type_, status, reason, message): (&str, &str, &str, String),
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
     }
 }
 
