@@ -14,8 +14,10 @@
 //! | [`server`] | `/healthz`, `/readyz`, `/metrics` | HTTP server |
 //! | [`leader`] | leader election through a Lease | Kubernetes |
 //! | [`reconcile`] | the controller: watches, observe → plan → execute → status, the failure policy | Kubernetes, and Polar through [`polar`] |
+//! | [`cli`] | `kubectl-polar import` and `diff`: manifests for existing links, what a manifest would send | pure |
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod crd;
 pub mod error;
