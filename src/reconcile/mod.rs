@@ -259,6 +259,10 @@ pub async fn run_with(
         .reconcile_on(swept)
         .reconcile_on(rotated)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        // The controller backs off its trigger streams on errors too, by default client-go's
+        // 800 ms to 30 s: after an apiserver restart that added up to 17 s on top of the
+        // watches' own backoff (make faults). The same short backoff as the watches.
+        .trigger_backoff(watch_backoff())
         .graceful_shutdown_on(shutdown);
     tracing::info!(
         namespace = settings.namespace.as_deref().unwrap_or("(all)"),
