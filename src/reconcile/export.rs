@@ -108,31 +108,51 @@ pub async fn remove(client: &kube::Client, link: &CheckoutLink, name: &str) -> R
         .map(String::as_str)
         == Some(MANAGER);
     if created && !binary && data.keys().all(|k| ours.contains(k)) {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                resource_version: current.resource_version(),
-                uid: current.uid(),
-            }),
-            ..Default::default()
-        };
-        return match api.delete(name, &params).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(kube("DeleteConfigMap")(e)),
-        };
+        // Changed since it was read (409): the error retries the removal from a fresh read.
+        return delete_unchanged(&api, &current, false).await;
     }
     // Applying nothing drops what this link's manager owned (its keys, its part of the mark).
     let patch = serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
     });
-    api.patch(
-        name,
-        &PatchParams::apply(&manager(link)).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(kube("ApplyConfigMap"))?;
+    let after = api
+        .patch(
+            name,
+            &PatchParams::apply(&manager(link)).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(kube("ApplyConfigMap"))?;
+    // Two links sharing a ConfigMap may be removed at once, each reading the other's keys
+    // before either patch: whichever patch leaves it empty deletes it.
+    let empty = after.data.as_ref().is_none_or(|d| d.is_empty())
+        && after.binary_data.as_ref().is_none_or(|b| b.is_empty());
+    if created && empty {
+        // Our keys are gone already: if someone wrote to it since, it is theirs now.
+        return delete_unchanged(&api, &after, true).await;
+    }
     Ok(())
+}
+
+/// Deletes the ConfigMap if it is still exactly `current` (nobody wrote to it since); a
+/// change since counts as done when `changed_is_done`.
+async fn delete_unchanged(
+    api: &Api<ConfigMap>,
+    current: &ConfigMap,
+    changed_is_done: bool,
+) -> Result<(), Error> {
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            resource_version: current.resource_version(),
+            uid: current.uid(),
+        }),
+        ..Default::default()
+    };
+    match api.delete(&current.name_any(), &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 || (e.code == 409 && changed_is_done) => Ok(()),
+        Err(e) => Err(kube("DeleteConfigMap")(e)),
+    }
 }
 
 /// Writes the export (moving it when its ConfigMap changed); the ConfigMap now holding the
