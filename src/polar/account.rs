@@ -242,51 +242,56 @@ impl Account {
         }
     }
 
+    /// Every page of one list, from page 1 to Polar's `max_page`, and the calls made; the
+    /// first failure ends the read.
+    async fn every_page<T, F, Fut>(&self, read: F) -> (Result<Vec<T>, PolarError>, u32)
+    where
+        F: Fn(Arc<dyn CheckoutLinks>, u32) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<T>, u64), PolarError>>,
+    {
+        let mut items = Vec::new();
+        let mut page = 1;
+        loop {
+            match self.call(|c| read(c, page)).await {
+                Ok((found, max_page)) => {
+                    items.extend(found);
+                    if u64::from(page) >= max_page {
+                        return (Ok(items), page);
+                    }
+                    page += 1;
+                }
+                Err(e) => return (Err(e), page),
+            }
+        }
+    }
+
     /// Every page of the organisation's products (neither archived) and/or discounts, as
     /// `wanted`; the calls made. A failure (a missing scope, Polar down) is the result.
     pub(super) async fn list_catalog(
         &self,
         org: Option<&str>,
-        wanted: (bool, bool),
+        (products, discounts): (bool, bool),
     ) -> (Result<Catalog, PolarError>, u32) {
         let mut calls = 0;
         let mut catalog = Catalog::default();
-        if wanted.0 {
-            let mut page = 1;
-            loop {
-                calls += 1;
-                match self
-                    .call(|c| async move { c.list_products(page, org).await })
-                    .await
-                {
-                    Ok((items, max_page)) => {
-                        catalog.products.extend(items);
-                        if u64::from(page) >= max_page {
-                            break;
-                        }
-                        page += 1;
-                    }
-                    Err(e) => return (Err(e), calls),
-                }
+        if products {
+            let (read, n) = self
+                .every_page(|c, page| async move { c.list_products(page, org).await })
+                .await;
+            calls += n;
+            match read {
+                Ok(items) => catalog.products = items,
+                Err(e) => return (Err(e), calls),
             }
         }
-        if wanted.1 {
-            let mut page = 1;
-            loop {
-                calls += 1;
-                match self
-                    .call(|c| async move { c.list_discounts(page, org).await })
-                    .await
-                {
-                    Ok((items, max_page)) => {
-                        catalog.discounts.extend(items);
-                        if u64::from(page) >= max_page {
-                            break;
-                        }
-                        page += 1;
-                    }
-                    Err(e) => return (Err(e), calls),
-                }
+        if discounts {
+            let (read, n) = self
+                .every_page(|c, page| async move { c.list_discounts(page, org).await })
+                .await;
+            calls += n;
+            match read {
+                Ok(items) => catalog.discounts = items,
+                Err(e) => return (Err(e), calls),
             }
         }
         (Ok(catalog), calls)
@@ -299,55 +304,34 @@ impl Account {
         org: Option<&str>,
         since: Option<k8s_openapi::jiff::Timestamp>,
     ) -> (Result<Vec<Order>, PolarError>, u32) {
-        let mut calls = 0;
-        let mut orders = Vec::new();
-        let mut page = 1;
-        loop {
-            calls += 1;
-            match self
-                .call(|c| async move { c.list_orders(page, org, since).await })
-                .await
-            {
-                Ok((items, max_page)) => {
-                    orders.extend(items);
-                    if u64::from(page) >= max_page {
-                        return (Ok(orders), calls);
-                    }
-                    page += 1;
-                }
-                Err(e) => return (Err(e), calls),
-            }
-        }
+        self.every_page(|c, page| async move { c.list_orders(page, org, since).await })
+            .await
     }
 
     /// Every page of the organisation's links (`None`: whatever the token sees), with the
     /// number of calls made. A sweep whose `total_count` moved while it ran still returns what
-    /// it read: links it may have missed are confirmed one by one by their owners.
+    /// it read: links it may have missed are confirmed one by one by their owners. A link
+    /// that moved to a later page while the sweep ran is kept once.
     pub(super) async fn list_all(
         &self,
         org: Option<&str>,
     ) -> Result<(Vec<Link>, u32), (PolarError, u32)> {
-        let mut items: Vec<Link> = Vec::new();
+        let (read, calls) = self
+            .every_page(|c, page| {
+                let query = ListQuery {
+                    organization_id: org.map(str::to_owned),
+                    ..ListQuery::page(page)
+                };
+                async move { c.list(&query).await.map(|p| (p.items, p.max_page)) }
+            })
+            .await;
         let mut seen = std::collections::HashSet::new();
-        let mut page = 1;
-        loop {
-            let query = ListQuery {
-                organization_id: org.map(str::to_owned),
-                ..ListQuery::page(page)
-            };
-            let listed = self
-                .call(|c| async move { c.list(&query).await })
-                .await
-                .map_err(|e| (e, page))?;
-            for link in listed.items {
-                if seen.insert(link.id.to_ascii_lowercase()) {
-                    items.push(link);
-                }
+        match read {
+            Ok(mut links) => {
+                links.retain(|link| seen.insert(link.id.to_ascii_lowercase()));
+                Ok((links, calls))
             }
-            if u64::from(page) >= listed.max_page {
-                return Ok((items, page));
-            }
-            page += 1;
+            Err(e) => Err((e, calls)),
         }
     }
 }
