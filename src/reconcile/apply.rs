@@ -27,8 +27,9 @@ use super::observe_only;
 use super::plan::{self, AdoptedBy, Plan};
 use super::policy::{self, Retry, Situation};
 use super::resolve;
+use super::results::ResultsReport;
 use super::sellable;
-use super::status::{Activity, LinkInfo, Outcome, Phase, ResultsReport, build_status};
+use super::status::{Activity, LinkInfo, Outcome, Phase, build_status};
 
 /// How long a resource waits for a mirror before looking again by itself (its sweep report
 /// normally wakes it much sooner).
@@ -281,9 +282,10 @@ async fn succeeded(
         sellable: Some(sellable::assess(done.link(), Timestamp::now())),
     };
     let build = |outcome: &Outcome<'_>| {
-        let status = build_status(link.status.as_ref(), outcome, &now());
+        let at = now();
+        let status = build_status(link.status.as_ref(), outcome, &at);
         match &drift {
-            Some(drift) => observe_only::observed_status(status, drift, &now()),
+            Some(drift) => observe_only::observed_status(link.status.as_ref(), status, drift, &at),
             None => status,
         }
     };

@@ -14,8 +14,8 @@ use crate::polar::account::Account;
 
 use super::context::Context;
 use super::resolve::{self, Resolution, Unresolved};
-use super::results;
-use super::status::{RESULTS, ResultsReport, condition};
+use super::results::{self, RESULTS, ResultsReport};
+use super::status::condition;
 
 /// What the spec's references stand for in the link's organisation; `None` while the
 /// organisation's catalog is being read (its sweep wakes the resource).

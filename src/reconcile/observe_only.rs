@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::crd::{ADOPT_ANNOTATION, CheckoutLink, CheckoutLinkStatus, ManagementPolicy};
@@ -13,7 +13,7 @@ use crate::polar::account::Account;
 use crate::polar::fields::diff;
 use crate::polar::{Link, LinkFields, OWNER_METADATA_KEY, PolarError};
 
-use super::status::{READY, SYNCED};
+use super::status::{READY, SYNCED, with_transition};
 
 /// Whether the resource only observes its link.
 pub fn is_observe_only(link: &CheckoutLink) -> bool {
@@ -74,58 +74,46 @@ pub async fn read(account: &Arc<Account>, link: &CheckoutLink, fresh: bool) -> R
 }
 
 /// An observe-only status: Ready says the link is observed, Synced whether it matches the spec
-/// (naming the fields that differ).
+/// (naming the fields that differ). `status` is the one built for the outcome; each condition
+/// keeps the `lastTransitionTime` `previous` gave it while its status is unchanged.
 pub fn observed_status(
+    previous: Option<&CheckoutLinkStatus>,
     mut status: CheckoutLinkStatus,
     drift: &[&str],
     now: &Time,
 ) -> CheckoutLinkStatus {
-    let previous = status.conditions.clone();
-    let set = |conditions: &mut Vec<Condition>,
-               type_: &str,
-               value: &str,
-               reason: &str,
-               message: String| {
-        let since = previous
-            .iter()
-            .find(|c: &&Condition| c.type_ == type_ && c.status == value)
-            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-        for c in conditions
-            .iter_mut()
-            .filter(|c: &&mut Condition| c.type_ == type_)
-        {
-            c.status = value.to_owned();
-            c.reason = reason.to_owned();
-            c.message = message.clone();
-            c.last_transition_time = since.clone();
-        }
-    };
-    set(
-        &mut status.conditions,
-        READY,
-        "True",
-        "Observed",
-        "observe-only: the operator reads this Polar link and never changes it".to_owned(),
-    );
-    if drift.is_empty() {
-        set(
-            &mut status.conditions,
-            SYNCED,
-            "True",
-            "InSync",
-            String::new(),
-        );
+    let synced = if drift.is_empty() {
+        ("True", "InSync", String::new())
     } else {
-        set(
-            &mut status.conditions,
-            SYNCED,
+        (
             "False",
             "Drifted",
             format!(
                 "the Polar link differs from the spec in: {} (observe-only: nothing is changed)",
                 drift.join(", ")
             ),
-        );
+        )
+    };
+    let observed = [
+        (
+            READY,
+            "True",
+            "Observed",
+            "observe-only: the operator reads this Polar link and never changes it".to_owned(),
+        ),
+        (SYNCED, synced.0, synced.1, synced.2),
+    ];
+    let before = previous.map_or(&[][..], |p| &p.conditions[..]);
+    let generation = status.observed_generation;
+    for condition in observed {
+        let built = with_transition(before, condition, generation, now);
+        if let Some(slot) = status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == built.type_)
+        {
+            *slot = built;
+        }
     }
     status
 }
@@ -134,6 +122,55 @@ pub fn observed_status(
 mod tests {
     use super::*;
     use crate::polar::MetaValue;
+    use crate::reconcile::status::{Outcome, Phase, build_status, condition};
+    use k8s_openapi::jiff::Timestamp;
+
+    fn time(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn observed(
+        previous: Option<&CheckoutLinkStatus>,
+        drift: &[&str],
+        at: i64,
+    ) -> CheckoutLinkStatus {
+        let outcome = Outcome {
+            generation: Some(1),
+            link: None,
+            url_parameters: None,
+            phase: Phase::Ready,
+            sellable: None,
+            resolved: None,
+            exported_to: None,
+            results: None,
+            sync_request: None,
+        };
+        let built = build_status(previous, &outcome, &time(at));
+        observed_status(previous, built, drift, &time(at))
+    }
+
+    #[test]
+    fn a_drifted_observed_link_keeps_its_transition_time_and_builds_the_same_status_again() {
+        let first = observed(None, &["label"], 1);
+        let synced = condition(Some(&first), SYNCED).unwrap();
+        assert_eq!(
+            (synced.status.as_str(), synced.reason.as_str()),
+            ("False", "Drifted")
+        );
+        assert_eq!(condition(Some(&first), READY).unwrap().reason, "Observed");
+        let again = observed(Some(&first), &["label"], 2);
+        assert_eq!(again, first, "nothing new: the same status, so no write");
+        let fixed = observed(Some(&again), &[], 3);
+        let synced = condition(Some(&fixed), SYNCED).unwrap();
+        assert_eq!(
+            (synced.status.as_str(), synced.last_transition_time.clone()),
+            ("True", time(3))
+        );
+        assert_eq!(
+            condition(Some(&fixed), READY).unwrap().last_transition_time,
+            time(1)
+        );
+    }
 
     #[test]
     fn drift_names_the_fields_and_ignores_the_owner_tag() {

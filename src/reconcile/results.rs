@@ -24,6 +24,55 @@ pub const OTHER_SOURCE: &str = "(other)";
 /// so that the orders kept in memory (and read again after a restart) stay bounded.
 const ADVANCE_EVERY: Duration = Duration::from_secs(14 * 24 * 3600);
 
+/// The `Results` condition's type.
+pub const RESULTS: &str = "Results";
+
+/// Where a resource's campaign results stand.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResultsReport {
+    /// Counted as of the last orders sweep.
+    Counted(CampaignResults),
+    /// The orders the status needs are not read yet.
+    Pending,
+    /// The orders cannot be read (the token lacks `orders:read`, Polar fails): the reason and
+    /// the message; what was counted before stays.
+    Failing(&'static str, String),
+    /// Results are off (for the operator, or for this resource): none in the status.
+    Off,
+}
+
+impl ResultsReport {
+    /// The `Results` condition `(status, reason, message)` this report leads to (`None`: no
+    /// condition), and the results to record (`None`: keep what the status holds; `Some(None)`:
+    /// none).
+    #[allow(clippy::type_complexity)]
+    pub fn condition(
+        &self,
+    ) -> (
+        Option<(&'static str, &'static str, String)>,
+        Option<Option<CampaignResults>>,
+    ) {
+        match self {
+            ResultsReport::Counted(r) => (
+                Some(("True", "Counted", r.summary.clone())),
+                Some(Some(r.clone())),
+            ),
+            ResultsReport::Pending => (
+                Some((
+                    "Unknown",
+                    "Pending",
+                    "the organisation's orders are being read".to_owned(),
+                )),
+                None,
+            ),
+            ResultsReport::Failing(reason, message) => {
+                (Some(("False", *reason, message.clone())), None)
+            }
+            ResultsReport::Off => (None, Some(None)),
+        }
+    }
+}
+
 fn minus(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_sub(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
         .unwrap_or(Timestamp::MIN)

@@ -17,10 +17,11 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{CampaignResults, CheckoutLinkStatus, ResolvedRefs, UrlParameters};
+use crate::crd::{CheckoutLinkStatus, ResolvedRefs, UrlParameters};
 use crate::polar::Link;
 use crate::share_url::share_url;
 
+use super::results::{RESULTS, ResultsReport};
 use super::sellable::{SELLABLE, Sellability};
 
 /// The condition types.
@@ -232,23 +233,6 @@ pub struct Outcome<'a> {
 /// The `Paused` condition's type: written by the pause, dropped by any other status.
 pub const PAUSED: &str = "Paused";
 
-/// The `Results` condition's type.
-pub const RESULTS: &str = "Results";
-
-/// Where a resource's campaign results stand.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ResultsReport {
-    /// Counted as of the last orders sweep.
-    Counted(CampaignResults),
-    /// The orders the status needs are not read yet.
-    Pending,
-    /// The orders cannot be read (the token lacks `orders:read`, Polar fails): the reason and
-    /// the message; what was counted before stays.
-    Failing(&'static str, String),
-    /// Results are off (for the operator, or for this resource): none in the status.
-    Off,
-}
-
 /// The status for `outcome`, keeping each condition's `lastTransitionTime` from `previous`
 /// while its status is unchanged.
 pub fn build_status(
@@ -318,24 +302,14 @@ pub fn build_status(
     ]
     .into_iter()
     .map(|(type_, (status, reason, message))| {
-        if kept
-            && type_ != SYNCED
-            && let Some(c) = previous.conditions.iter().find(|c| c.type_ == type_)
-        {
-            return c.clone();
-        }
-        let last_transition_time = previous
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-        Condition {
-            type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: reason.as_str().to_owned(),
-            message,
-            observed_generation: generation,
-            last_transition_time,
+        match previous.conditions.iter().find(|c| c.type_ == type_) {
+            Some(c) if kept && type_ != SYNCED => c.clone(),
+            _ => with_transition(
+                &previous.conditions,
+                (type_, status, reason.as_str(), message),
+                generation,
+                now,
+            ),
         }
     })
     .collect();
@@ -351,24 +325,7 @@ pub fn build_status(
     let mut results = previous.results.clone();
     let mut drop_results = false;
     if let Some(report) = &outcome.results {
-        let (condition, counted) = match report {
-            ResultsReport::Counted(r) => (
-                Some(("True", "Counted", r.summary.clone())),
-                Some(Some(r.clone())),
-            ),
-            ResultsReport::Pending => (
-                Some((
-                    "Unknown",
-                    "Pending",
-                    "the organisation's orders are being read".to_owned(),
-                )),
-                None,
-            ),
-            ResultsReport::Failing(reason, message) => {
-                (Some(("False", *reason, message.clone())), None)
-            }
-            ResultsReport::Off => (None, Some(None)),
-        };
+        let (condition, counted) = report.condition();
         if let Some(counted) = counted {
             results = counted;
         }
@@ -454,6 +411,7 @@ mod tests {
     use k8s_openapi::jiff::Timestamp;
 
     use super::*;
+    use crate::crd::CampaignResults;
 
     fn time(secs: i64) -> Time {
         Time(Timestamp::from_second(secs).unwrap())
