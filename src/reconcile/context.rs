@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -34,7 +34,7 @@ const CLOCK_SKEW: Duration = Duration::from_secs(5);
 pub struct Context {
     pub(super) client: kube::Client,
     pub(super) settings: Settings,
-    pub(super) recorder: Recorder,
+    pub(super) events: super::events::Publisher,
     pub(super) secrets: SecretCache,
     /// The controller's CheckoutLinks (the watch's store).
     pub(super) links: kube::runtime::reflector::Store<super::triggers::Guarded>,
@@ -286,14 +286,11 @@ impl Context {
             EventType::Normal => tracing::info!(reason, %note, "event"),
             EventType::Warning => tracing::warn!(reason, %note, "event"),
         }
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = self.recorder.publish(&event, &link.object_ref(&())).await {
+        if let Err(error) = self
+            .events
+            .publish(&link.object_ref(&()), type_, reason, action, note)
+            .await
+        {
             tracing::warn!(%error, reason, "could not publish an event");
         }
     }

@@ -28,6 +28,7 @@ mod apply;
 mod cleanup;
 pub mod context;
 pub mod credentials;
+pub mod events;
 pub mod execute;
 pub mod export;
 mod lookup;
@@ -54,7 +55,6 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector;
 use kube::runtime::watcher::{self, ExponentialBackoff};
@@ -220,7 +220,7 @@ pub async fn run_with(
         reports_tx,
     );
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), Reporter::from(MANAGER)),
+        events: events::Publisher::new(client.clone(), MANAGER),
         client,
         secrets: SecretCache::new(secret_stores, settings.allow_insecure_servers),
         synced,
