@@ -9,7 +9,7 @@
 //! deleted. What changed since the previous sweep is returned, so the controller wakes the
 //! resources concerned, and no other.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
@@ -44,8 +44,9 @@ pub struct SweepStart(Instant);
 #[derive(Debug, Default)]
 struct State {
     links: HashMap<String, Entry>,
-    /// Link ids by the UID in their owner tag.
-    owners: HashMap<String, BTreeSet<String>>,
+    /// Link ids by the UID in their owner tag (almost always one: a `Vec`, not a set, whose
+    /// smallest allocation is a B-tree node of eleven).
+    owners: HashMap<String, Vec<String>>,
     /// Links written, or deleted (`None`), by the operator, with when: a sweep that started
     /// before a write must not undo it.
     writes: HashMap<String, (Instant, Option<Arc<Link>>)>,
@@ -225,11 +226,10 @@ fn upsert(state: &mut State, id: String, link: Arc<Link>) -> Entry {
         revision: state.next_revision,
     };
     if let Some(owner) = entry.link.owner() {
-        state
-            .owners
-            .entry(owner.to_owned())
-            .or_default()
-            .insert(id.clone());
+        let ids = state.owners.entry(owner.to_owned()).or_default();
+        if !ids.contains(&id) {
+            ids.push(id.clone());
+        }
     }
     state.links.insert(id, entry.clone());
     entry
@@ -242,7 +242,7 @@ fn remove(state: &mut State, id: &str) {
     if let Some(owner) = entry.link.owner()
         && let Some(ids) = state.owners.get_mut(owner)
     {
-        ids.remove(id);
+        ids.retain(|i| i != id);
         if ids.is_empty() {
             state.owners.remove(owner);
         }
