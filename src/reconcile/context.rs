@@ -286,11 +286,15 @@ impl Context {
             EventType::Normal => tracing::info!(reason, %note, "event"),
             EventType::Warning => tracing::warn!(reason, %note, "event"),
         }
-        if let Err(error) = self
-            .events
-            .publish(&link.object_ref(&()), type_, reason, action, note)
-            .await
-        {
+        let regarding = link.object_ref(&());
+        let occurrence = super::events::Occurrence {
+            regarding: &regarding,
+            type_,
+            reason,
+            action,
+            note,
+        };
+        if let Err(error) = self.events.publish(occurrence).await {
             tracing::warn!(%error, reason, "could not publish an event");
         }
     }

@@ -102,26 +102,37 @@ impl Series {
     }
 }
 
-/// What makes two events the same: the object, the type, the reason, the action and the note.
-pub fn key(
-    regarding: &ObjectReference,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: &str,
-) -> u64 {
-    let mut h = DefaultHasher::new();
-    (
-        &regarding.namespace,
-        &regarding.name,
-        &regarding.uid,
-        matches!(type_, EventType::Warning),
-        reason,
-        action,
-        note,
-    )
-        .hash(&mut h);
-    h.finish()
+/// One event to publish.
+pub struct Occurrence<'a> {
+    /// The object it is about.
+    pub regarding: &'a ObjectReference,
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// Why (CamelCase).
+    pub reason: &'a str,
+    /// What the operator did or tried.
+    pub action: &'a str,
+    /// Plain words.
+    pub note: String,
+}
+
+impl Occurrence<'_> {
+    /// What makes two events the same: the object, the type, the reason, the action and the
+    /// note.
+    pub fn key(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        (
+            &self.regarding.namespace,
+            &self.regarding.name,
+            &self.regarding.uid,
+            matches!(self.type_, EventType::Warning),
+            self.reason,
+            self.action,
+            &self.note,
+        )
+            .hash(&mut h);
+        h.finish()
+    }
 }
 
 /// Publishes events as `controller`.
@@ -146,22 +157,19 @@ impl Publisher {
     }
 
     /// Creates the event, or counts it in the series of the same event published lately.
-    pub async fn publish(
-        &self,
-        regarding: &ObjectReference,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) -> Result<(), kube::Error> {
-        let key = key(regarding, type_, reason, action, &note);
+    pub async fn publish(&self, occurrence: Occurrence<'_>) -> Result<(), kube::Error> {
+        let key = occurrence.key();
         let now = Timestamp::now();
         let next = self.series().next(key, now);
         let events: Api<Event> = Api::namespaced(
             self.client.clone(),
-            regarding.namespace.as_deref().unwrap_or("default"),
+            occurrence
+                .regarding
+                .namespace
+                .as_deref()
+                .unwrap_or("default"),
         );
-        let (name, count) = match next {
+        let counted = match next {
             Next::Repeat { name, count } => {
                 let series =
                     json!({"series": {"count": count, "lastObservedTime": MicroTime(now)}});
@@ -169,57 +177,46 @@ impl Publisher {
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&series))
                     .await
                 {
-                    Ok(_) => (name, count),
+                    Ok(_) => Some((name, count)),
                     // The event is gone (an apiserver's event TTL can be short): a new one.
-                    Err(kube::Error::Api(e)) if e.code == 404 => {
-                        let event = self.event(regarding, type_, reason, action, note, now);
-                        (self.create(&events, &event).await?, 1)
-                    }
+                    Err(kube::Error::Api(e)) if e.code == 404 => None,
                     Err(e) => return Err(e),
                 }
             }
-            Next::Create => {
-                let event = self.event(regarding, type_, reason, action, note, now);
-                (self.create(&events, &event).await?, 1)
+            Next::Create => None,
+        };
+        let (name, count) = match counted {
+            Some(counted) => counted,
+            None => {
+                let event = self.event(occurrence, now);
+                events.create(&PostParams::default(), &event).await?;
+                (event.metadata.name.unwrap_or_default(), 1)
             }
         };
         self.series().sent(key, name, count, now);
         Ok(())
     }
 
-    async fn create(&self, events: &Api<Event>, event: &Event) -> Result<String, kube::Error> {
-        events.create(&PostParams::default(), event).await?;
-        Ok(event.metadata.name.clone().unwrap_or_default())
-    }
-
-    fn event(
-        &self,
-        regarding: &ObjectReference,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-        now: Timestamp,
-    ) -> Event {
-        let object = regarding.name.as_deref().unwrap_or(&self.controller);
+    fn event(&self, o: Occurrence<'_>, now: Timestamp) -> Event {
+        let object = o.regarding.name.as_deref().unwrap_or(&self.controller);
         Event {
             metadata: ObjectMeta {
                 name: Some(format!("{object}.{:x}", now.as_nanosecond())),
-                namespace: regarding.namespace.clone(),
+                namespace: o.regarding.namespace.clone(),
                 ..ObjectMeta::default()
             },
-            action: Some(action.to_owned()),
-            reason: Some(reason.to_owned()),
-            note: Some(note),
+            action: Some(o.action.to_owned()),
+            reason: Some(o.reason.to_owned()),
+            note: Some(o.note),
             type_: Some(
-                match type_ {
+                match o.type_ {
                     EventType::Normal => "Normal",
                     EventType::Warning => "Warning",
                 }
                 .to_owned(),
             ),
             event_time: Some(MicroTime(now)),
-            regarding: Some(regarding.clone()),
+            regarding: Some(o.regarding.clone()),
             reporting_controller: Some(self.controller.clone()),
             reporting_instance: Some(self.controller.clone()),
             ..Event::default()
@@ -235,6 +232,17 @@ mod tests {
         Timestamp::from_second(1_800_000_000 + secs).unwrap()
     }
 
+    fn key(regarding: &ObjectReference, type_: EventType, reason: &str, note: &str) -> u64 {
+        Occurrence {
+            regarding,
+            type_,
+            reason,
+            action: "Update",
+            note: note.into(),
+        }
+        .key()
+    }
+
     fn link(name: &str) -> ObjectReference {
         ObjectReference {
             namespace: Some("shop".into()),
@@ -247,7 +255,7 @@ mod tests {
     #[test]
     fn a_repeat_within_six_minutes_is_counted_on_the_first_event() {
         let mut s = Series::default();
-        let k = key(&link("a"), EventType::Normal, "Updated", "Update", "label");
+        let k = key(&link("a"), EventType::Normal, "Updated", "label");
         assert_eq!(s.next(k, at(0)), Next::Create);
         s.sent(k, "a.1".into(), 1, at(0));
         let repeat = Next::Repeat {
@@ -270,16 +278,13 @@ mod tests {
     #[test]
     fn another_object_reason_or_note_is_another_event() {
         let k = |name: &str, reason: &str, note: &str| {
-            key(&link(name), EventType::Warning, reason, "Update", note)
+            key(&link(name), EventType::Warning, reason, note)
         };
         let base = k("a", "RateLimited", "x");
         assert_ne!(base, k("b", "RateLimited", "x"));
         assert_ne!(base, k("a", "PolarUnavailable", "x"));
         assert_ne!(base, k("a", "RateLimited", "y"));
-        assert_ne!(
-            base,
-            key(&link("a"), EventType::Normal, "RateLimited", "Update", "x")
-        );
+        assert_ne!(base, key(&link("a"), EventType::Normal, "RateLimited", "x"));
         assert_eq!(base, k("a", "RateLimited", "x"));
     }
 
