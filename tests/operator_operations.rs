@@ -40,12 +40,16 @@ async fn a_paused_link_costs_no_call_until_the_pause_is_lifted() {
         condition(l, "Paused").is_some_and(|c| c.0 == "True")
     })
     .await;
-    assert!(
-        h.metrics
-            .encode()
-            .contains("checkout_link_operator_paused_resources 1"),
-        "the gauge counts it"
-    );
+    // The gauge follows the status write: waited for, not read at once.
+    eventually("the gauge counts it", Duration::from_secs(30), async || {
+        let text = h.metrics.encode();
+        if text.contains("checkout_link_operator_paused_resources 1") {
+            Ok(())
+        } else {
+            Err("another value")
+        }
+    })
+    .await;
     let before = link_calls(&h);
     let sweeps = h.count(LIST);
     // A spec change and an out-of-band edit while paused.
@@ -75,12 +79,20 @@ async fn a_paused_link_costs_no_call_until_the_pause_is_lifted() {
         .await;
     assert_eq!(id(&resumed), polar_id, "the same link");
     assert_eq!(h.polar_link(&polar_id)["label"], "two");
-    assert!(
-        h.metrics
-            .encode()
-            .contains("checkout_link_operator_paused_resources 0"),
-        "the gauge is back to 0"
-    );
+    // The gauge follows the status write: waited for, not read at once.
+    eventually(
+        "the gauge is back to 0",
+        Duration::from_secs(30),
+        async || {
+            let text = h.metrics.encode();
+            if text.contains("checkout_link_operator_paused_resources 0") {
+                Ok(())
+            } else {
+                Err("another value")
+            }
+        },
+    )
+    .await;
     h.finish().await;
 }
 
