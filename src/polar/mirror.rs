@@ -68,7 +68,7 @@ impl Mirror {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        super::pool::lock(&self.state)
     }
 
     /// Whether a sweep has completed: until then, absence from the mirror means nothing.

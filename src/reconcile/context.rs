@@ -54,7 +54,7 @@ impl Context {
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memory>> {
-        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+        crate::polar::pool::lock(&self.memory)
     }
 
     /// Changes what is remembered about `uid`.

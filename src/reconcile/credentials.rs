@@ -288,7 +288,7 @@ impl SecretCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Parsed> {
-        self.parsed.lock().unwrap_or_else(|p| p.into_inner())
+        crate::polar::pool::lock(&self.parsed)
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -153,7 +153,7 @@ impl Publisher {
     }
 
     fn series(&self) -> std::sync::MutexGuard<'_, Series> {
-        self.series.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::polar::pool::lock(&self.series)
     }
 
     /// Creates the event, or counts it in the series of the same event published lately.
