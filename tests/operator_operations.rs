@@ -40,16 +40,7 @@ async fn a_paused_link_costs_no_call_until_the_pause_is_lifted() {
         condition(l, "Paused").is_some_and(|c| c.0 == "True")
     })
     .await;
-    // The gauge follows the status write: waited for, not read at once.
-    eventually("the gauge counts it", Duration::from_secs(30), async || {
-        let text = h.metrics.encode();
-        if text.contains("checkout_link_operator_paused_resources 1") {
-            Ok(())
-        } else {
-            Err("another value")
-        }
-    })
-    .await;
+    wait_paused_gauge(&h, 1).await;
     let before = link_calls(&h);
     let sweeps = h.count(LIST);
     // A spec change and an out-of-band edit while paused.
@@ -79,21 +70,22 @@ async fn a_paused_link_costs_no_call_until_the_pause_is_lifted() {
         .await;
     assert_eq!(id(&resumed), polar_id, "the same link");
     assert_eq!(h.polar_link(&polar_id)["label"], "two");
-    // The gauge follows the status write: waited for, not read at once.
-    eventually(
-        "the gauge is back to 0",
-        Duration::from_secs(30),
-        async || {
-            let text = h.metrics.encode();
-            if text.contains("checkout_link_operator_paused_resources 0") {
-                Ok(())
-            } else {
-                Err("another value")
-            }
-        },
-    )
-    .await;
+    wait_paused_gauge(&h, 0).await;
     h.finish().await;
+}
+
+/// Waits for the paused-resources gauge to read `n`: the gauge follows the status write, so
+/// it is waited for, not read once.
+async fn wait_paused_gauge(h: &Harness, n: u32) {
+    let line = format!("checkout_link_operator_paused_resources {n}");
+    eventually(&line, Duration::from_secs(30), async || {
+        if h.metrics.encode().contains(&line) {
+            Ok(())
+        } else {
+            Err("another value")
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
